@@ -1,0 +1,182 @@
+/*
+ * pyrunc native shim: the syscalls Python's standard library lacks, plus the
+ * last steps of a container process (wait for `start`, reset signals, load a
+ * late seccomp filter, execve), which must not run Python code: after the
+ * filter is loaded every syscall counts, and Python would make many.
+ *
+ * Every function returns -errno on failure (never sets a Python exception);
+ * pyrunc/native.py turns that into OSError.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+#include <seccomp.h>
+
+#define RET(expr) do { long _r = (expr); return _r < 0 ? -errno : _r; } while (0)
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+
+struct pyrunc_open_how { uint64_t flags, mode, resolve; };
+struct pyrunc_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+long pyrunc_mount(const char *src, const char *tgt, const char *fstype,
+                  unsigned long flags, const char *data)
+{ RET(mount(src, tgt, fstype, flags, data)); }
+
+long pyrunc_umount2(const char *tgt, int flags) { RET(umount2(tgt, flags)); }
+long pyrunc_pivot_root(const char *new_root, const char *put_old)
+{ RET(syscall(SYS_pivot_root, new_root, put_old)); }
+long pyrunc_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
+long pyrunc_unshare(int flags) { RET(unshare(flags)); }
+long pyrunc_sethostname(const char *name, size_t len) { RET(sethostname(name, len)); }
+long pyrunc_setdomainname(const char *name, size_t len) { RET(setdomainname(name, len)); }
+long pyrunc_prctl(int option, unsigned long a2, unsigned long a3,
+                  unsigned long a4, unsigned long a5)
+{ RET(prctl(option, a2, a3, a4, a5)); }
+long pyrunc_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{ RET(syscall(nr, a1, a2, a3, a4, a5, a6)); }
+
+long pyrunc_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                    uint64_t resolve)
+{
+    struct pyrunc_open_how how = { flags, mode, resolve };
+    RET(syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+long pyrunc_close_range(unsigned first, unsigned last, unsigned flags)
+{ RET(syscall(SYS_close_range, first, last, flags)); }
+
+long pyrunc_open_tree(int dirfd, const char *path, unsigned flags)
+{ RET(syscall(SYS_open_tree, dirfd, path, flags)); }
+
+long pyrunc_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                       const char *to_path, unsigned flags)
+{ RET(syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags)); }
+
+long pyrunc_mount_setattr(int dirfd, const char *path, unsigned flags,
+                          uint64_t attr_set, uint64_t attr_clr,
+                          uint64_t propagation, uint64_t userns_fd)
+{
+    struct pyrunc_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
+    RET(syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr));
+}
+
+/* Capabilities: 64-bit sets as two 32-bit words (version 3 ABI). */
+long pyrunc_capget(int pid, uint64_t out[3])
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, pid };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return -errno;
+    out[0] = data[0].effective | ((uint64_t)data[1].effective << 32);
+    out[1] = data[0].permitted | ((uint64_t)data[1].permitted << 32);
+    out[2] = data[0].inheritable | ((uint64_t)data[1].inheritable << 32);
+    return 0;
+}
+
+long pyrunc_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2] = {
+        { (uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable },
+        { (uint32_t)(effective >> 32), (uint32_t)(permitted >> 32),
+          (uint32_t)(inheritable >> 32) },
+    };
+    RET(syscall(SYS_capset, &hdr, data));
+}
+
+/* --- the last steps of a container process ------------------------------ */
+
+static void exit_on_signal(int sig) { _exit(128 + sig); }
+
+/* While it waits for `start`, the container's init must die on the signals a
+ * caller uses to stop a created container (`kill ID TERM`); as PID 1 of its
+ * namespace a default disposition would make it ignore them. */
+static const int stop_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
+                                    SIGUSR2, SIGALRM };
+
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &sa, NULL); /* SIGKILL/SIGSTOP/reserved fail harmlessly */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Block until `pyrunc start` opens the exec FIFO for reading: reopen the
+ * O_PATH fd write-only through /proc, which blocks until a reader exists. */
+static long wait_for_start(int fifo_fd)
+{
+    struct sigaction sa;
+    sigset_t none;
+    char path[64];
+    int fd;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = exit_on_signal;
+    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
+        sigaction(stop_signals[i], &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fifo_fd);
+    do
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    if (write(fd, "0", 1) != 1) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    close(fd);
+    close(fifo_fd);
+    return 0;
+}
+
+/* Returns only on failure: -errno, with *stage saying which step failed
+ * (1 = waiting for start, 2 = seccomp, 3 = execve). */
+long pyrunc_exec_tail(int fifo_fd, void *seccomp_ctx, const char *path,
+                      char *const argv[], char *const envp[], int *stage)
+{
+    long r;
+    *stage = 1;
+    if (fifo_fd >= 0 && (r = wait_for_start(fifo_fd)) < 0)
+        return r;
+    reset_signals();
+    *stage = 2;
+    if (seccomp_ctx && (r = seccomp_load((scmp_filter_ctx)seccomp_ctx)) < 0)
+        return r;
+    *stage = 3;
+    execve(path, argv, envp);
+    return -errno;
+}
