@@ -1,0 +1,83 @@
+"""Shared bits of the cgroup layer: the error type, version detection and
+small cgroupfs file helpers. Imports only the standard library."""
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from pyrunc.errors import PyruncError
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+class CgroupError(PyruncError):
+    """A cgroup operation failed; the message names the cgroup path."""
+
+
+def detect(root: str = CGROUP_ROOT) -> str:
+    """"v2" when `root` is a cgroup2 mount (pure unified mode), else "v1".
+
+    Hybrid hosts (v1 controllers plus cgroup2 at <root>/unified) are "v1": the
+    resource controllers live in the v1 hierarchies. Only a cgroup2 root has
+    cgroup.controllers at its top level. Nothing is cached."""
+    return "v2" if os.path.exists(os.path.join(root, "cgroup.controllers")) else "v1"
+
+
+def read_file(directory: str, name: str) -> str:
+    path = os.path.join(directory, name)
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise CgroupError(f"cannot read {path}: {e.strerror}") from e
+
+
+def write_file(directory: str, name: str, data: str) -> None:
+    """One write(2) of `data`, as cgroupfs wants (no buffering, no partial lines)."""
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(f"cannot open {path}: {e.strerror}") from e
+    try:
+        os.write(fd, data.encode())
+    except OSError as e:
+        raise CgroupError(f"cannot write {data!r} to {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+
+
+def write_pid(directory: str, pid: int) -> None:
+    """Write pid to <directory>/cgroup.procs, retrying EINVAL (a task still in
+    TASK_NEW is refused for a moment, as runc's WriteCgroupProc knows)."""
+    for attempt in range(5):
+        try:
+            write_file(directory, "cgroup.procs", str(pid))
+            return
+        except CgroupError as e:
+            cause = e.__cause__
+            if isinstance(cause, OSError) and cause.errno == errno.EINVAL and attempt < 4:
+                time.sleep(0.03)
+                continue
+            raise CgroupError(f"cannot add pid {pid} to cgroup {directory}: "
+                              f"{getattr(cause, 'strerror', e)}") from cause
+
+
+def read_pids(directory: str) -> list[int]:
+    """cgroup.procs of one cgroup; [] if the cgroup is gone."""
+    try:
+        with open(os.path.join(directory, "cgroup.procs")) as f:
+            return [int(line) for line in f.read().split()]
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise CgroupError(f"cannot read {directory}/cgroup.procs: {e.strerror}") from e
+
+
+def read_all_pids(directory: str) -> list[int]:
+    """cgroup.procs of a cgroup and all its descendants."""
+    pids: list[int] = []
+    for current, _dirs, _files in os.walk(directory):
+        pids.extend(read_pids(current))
+    return pids

@@ -1,0 +1,232 @@
+"""Device cgroup rules: OCI validation, the default allow list, and a port of
+runc's devices emulator (opencontainers/cgroups devices/devices_emulator.go).
+
+Both cgroup versions go through the emulator, so v1 and v2 enforce the same
+thing. Semantics, per access bit: the last rule matching a device decides,
+default deny; an "a" rule resets everything to allow-all or deny-all. Like
+runc, a rule that would carve an exception out of an earlier, wider rule of
+the other kind ("allow c 1:* rwm" then "deny c 1:3 rwm") is refused as a
+config error: v1 cannot express it and silently ignores it. Unlike runc, a
+wide rule does override earlier narrower ones ("allow c 1:3" then "deny
+c 1:*" denies 1:3; runc and the v1 kernel would keep 1:3 allowed).
+v1 gets the emulator's state as devices.allow/devices.deny writes; v2 gets it
+compiled to eBPF (bpf.py). As in the kernel, one request needing several
+access bits (open O_RDWR: "rw") must be granted by a single exception."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from pyrunc.errors import ConfigError
+
+WILDCARD = -1
+MAX_DEV_NUMBER = 0xFFFFFFFF
+
+# Devices every container may use; the caller puts these *before* the config's
+# linux.resources.devices (so a config can still deny one of them). This is
+# runc's specconv.AllowedDevices without its "c *:* m" / "b *:* m" (mknod of
+# anything) entries: put before user rules they would make any user deny of a
+# char/block device a refused hole-punch. /dev/console (5:1) is deliberately
+# absent, as in runc: a container's /dev/console is a bind-mounted pty (136:N),
+# and 5:1 is the host's console.
+DEFAULT_ALLOWED_DEVICES: tuple[dict, ...] = (
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},    # /dev/null
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},    # /dev/random
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},    # /dev/full
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},    # /dev/tty
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},    # /dev/zero
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},    # /dev/urandom
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},              # /dev/pts/*
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},    # /dev/ptmx
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # /dev/net/tun
+)
+
+_PERM_BITS = {"r": 1, "w": 2, "m": 4}
+
+
+def perms_to_str(bits: int) -> str:
+    return "".join(c for c, b in _PERM_BITS.items() if bits & b)
+
+
+def perms_from_str(access: str) -> int:
+    bits = 0
+    for c in access:
+        bits |= _PERM_BITS[c]
+    return bits
+
+
+class Rule(namedtuple("Rule", "allow type major minor access")):
+    """One device rule: allow (bool), type ("a", "b" or "c"), major/minor
+    (WILDCARD = -1 for "*"), access (canonical "rwm"-ordered subset)."""
+    __slots__ = ()
+
+    def cgroup_string(self) -> str:
+        """The devices.allow/devices.deny line, e.g. "c 1:3 rwm", "a *:* rwm"."""
+        major = "*" if self.major == WILDCARD else str(self.major)
+        minor = "*" if self.minor == WILDCARD else str(self.minor)
+        return f"{self.type} {major}:{minor} {self.access}"
+
+
+def _number(value, where: str) -> int:
+    if value is None:
+        return WILDCARD
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"must be an integer, not {value!r}", where)
+    if value == WILDCARD:
+        return WILDCARD
+    if not 0 <= value <= MAX_DEV_NUMBER:
+        raise ConfigError(f"{value} is out of range (0..{MAX_DEV_NUMBER}, or absent for any)",
+                          where)
+    return value
+
+
+def parse_rules(devices, where: str = "linux.resources.devices") -> list[Rule]:
+    """Validate an OCI device rule list and return it as Rules (pure).
+
+    Raises ConfigError naming the field, e.g. linux.resources.devices[2].type,
+    including for a deny that would punch a hole in an earlier wildcard allow."""
+    if devices is None:
+        return []
+    if not isinstance(devices, list):
+        raise ConfigError("must be a list of device rules", where)
+    rules: list[Rule] = []
+    emu = Emulator()
+    for i, d in enumerate(devices):
+        at = f"{where}[{i}]"
+        if not isinstance(d, dict):
+            raise ConfigError("a device rule must be an object", at)
+        unknown = set(d) - {"allow", "type", "major", "minor", "access"}
+        if unknown:
+            raise ConfigError(f"unknown field {sorted(unknown)[0]!r}", at)
+        allow = d.get("allow")
+        if not isinstance(allow, bool):
+            raise ConfigError("is required and must be true or false", f"{at}.allow")
+        dtype = d.get("type") or "a"
+        if dtype not in ("a", "b", "c"):
+            raise ConfigError(f"invalid device type {dtype!r} (want a, b or c)", f"{at}.type")
+        major = _number(d.get("major"), f"{at}.major")
+        minor = _number(d.get("minor"), f"{at}.minor")
+        access = d.get("access")
+        if not isinstance(access, str) or not access:
+            # runc: "device access at %d field cannot be empty"
+            raise ConfigError("is required and must be a non-empty subset of \"rwm\"",
+                              f"{at}.access")
+        if any(c not in _PERM_BITS for c in access):
+            raise ConfigError(f"invalid device access {access!r} (want a subset of \"rwm\")",
+                              f"{at}.access")
+        if dtype == "a":
+            rule = Rule(allow, "a", WILDCARD, WILDCARD, "rwm")
+        else:
+            rule = Rule(allow, dtype, major, minor, perms_to_str(perms_from_str(access)))
+        try:
+            emu.apply(rule)
+        except ValueError as e:
+            raise ConfigError(str(e), at) from None
+        rules.append(rule)
+    return rules
+
+
+class Emulator:
+    """What a device cgroup allows: a default plus exceptions {(type, major, minor): perms}."""
+
+    def __init__(self, default_allow: bool = False):
+        self.default_allow = default_allow
+        self.rules: dict[tuple[str, int, int], int] = {}
+
+    @classmethod
+    def from_rules(cls, rules: list[Rule]) -> "Emulator":
+        """The state after applying rules to a deny-all cgroup."""
+        emu = cls()
+        for rule in rules:
+            emu.apply(rule)
+        return emu
+
+    @classmethod
+    def from_list(cls, text: str) -> "Emulator":
+        """The state a v1 devices.list describes (an "a *:* rwm" line = allow-all)."""
+        emu = cls()
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            fields = line.replace(":", " ").split()
+            if len(fields) != 4 or fields[0] not in ("a", "b", "c"):
+                raise ValueError(f"malformed devices.list line {line!r}")
+            if fields[0] == "a":
+                emu.apply(Rule(True, "a", WILDCARD, WILDCARD, "rwm"))
+                continue
+            major = WILDCARD if fields[1] == "*" else int(fields[1])
+            minor = WILDCARD if fields[2] == "*" else int(fields[2])
+            emu.apply(Rule(True, fields[0], major, minor, fields[3]))
+        return emu
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Emulator) and self.default_allow == other.default_allow
+                and self.rules == other.rules)
+
+    def apply(self, rule: Rule) -> None:
+        if rule.type == "a":
+            self.default_allow, self.rules = rule.allow, {}
+            return
+        key, bits = (rule.type, rule.major, rule.minor), perms_from_str(rule.access)
+        if rule.allow != self.default_allow:
+            # an exception to the default: merge
+            self.rules[key] = self.rules.get(key, 0) | bits
+            return
+        # same as the default: remove from an exception -- which v1 only does
+        # for the exact same (type, major, minor), so refuse a partial overlap
+        # with a wildcard exception rather than silently not enforcing it.
+        for partial in ((rule.type, WILDCARD, rule.minor), (rule.type, rule.major, WILDCARD),
+                        (rule.type, WILDCARD, WILDCARD)):
+            if partial != key and self.rules.get(partial, 0) & bits:
+                wide = Rule(not rule.allow, *partial, perms_to_str(self.rules[partial]))
+                raise ValueError(
+                    f"cannot {'allow' if rule.allow else 'deny'} {rule.cgroup_string()}: it "
+                    f"punches a hole in the earlier wildcard rule "
+                    f"{'allow' if wide.allow else 'deny'} {wide.cgroup_string()}")
+        # Remove the bits from the exception itself and from every narrower one
+        # it covers (runc's emulator, like the v1 kernel, only touches the exact
+        # entry, so "allow c 1:3; deny c 1:*" would leave 1:3 allowed).
+        for other in list(self.rules):
+            if (other[0] == rule.type and rule.major in (WILDCARD, other[1])
+                    and rule.minor in (WILDCARD, other[2])):
+                left = self.rules[other] & ~bits
+                if left:
+                    self.rules[other] = left
+                else:
+                    del self.rules[other]
+
+    def _ordered(self) -> list[tuple[tuple[str, int, int], int]]:
+        return sorted(self.rules.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))
+
+    def transition(self, target: "Emulator") -> list[Rule]:
+        """The fewest rules that turn this state into target (runc's Transition).
+        A blacklist source always gets the disruptive "a" rule first, because
+        devices.list cannot show which deny exceptions it has."""
+        out: list[Rule] = []
+        old = self.rules
+        if self.default_allow or self.default_allow != target.default_allow:
+            out.append(Rule(target.default_allow, "a", WILDCARD, WILDCARD, "rwm"))
+            old = {}
+        for (t, ma, mi), bits in sorted(old.items(), key=lambda kv: (kv[0][1], kv[0][2],
+                                                                      kv[0][0])):
+            dropped = bits & ~target.rules.get((t, ma, mi), 0)
+            if dropped:
+                out.append(Rule(target.default_allow, t, ma, mi, perms_to_str(dropped)))
+        for (t, ma, mi), bits in target._ordered():
+            gained = bits & ~old.get((t, ma, mi), 0)
+            if gained:
+                out.append(Rule(not target.default_allow, t, ma, mi, perms_to_str(gained)))
+        return out
+
+    def clean_rules(self) -> list[Rule]:
+        """Rules that turn a deny-all cgroup into this state: at most one leading
+        "a" rule (allow-all), then exceptions sorted by (major, minor, type)."""
+        return Emulator().transition(self)
+
+
+def v1_writes(current_list: str, rules: list[Rule]) -> list[tuple[str, str]]:
+    """[(file, line)] to write into a v1 devices cgroup whose devices.list reads
+    `current_list` so that it enforces `rules`: devices.allow / devices.deny."""
+    source = Emulator.from_list(current_list)
+    target = Emulator.from_rules(rules)
+    return [("devices.allow" if r.allow else "devices.deny", r.cgroup_string())
+            for r in source.transition(target)]

@@ -1,0 +1,335 @@
+"""CgroupManager: create/join, populate, restrict devices, inspect and remove
+a container's cgroup(s) on cgroup v1 (one directory per hierarchy) or v2."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from pyrunc.errors import ConfigError, NotSupportedError
+
+from . import devices as _devices
+from .common import (CGROUP_ROOT, CgroupError, detect, read_all_pids, read_file,
+                     read_pids, write_file, write_pid)
+from .paths import V1_BEST_EFFORT, resolve_path, v1_paths, v2_path
+
+RMDIR_BUDGET = 1.0        # seconds destroy() keeps retrying EBUSY
+FREEZE_WAIT = 1.0         # seconds freeze_state() waits for FREEZING to settle
+
+
+def _empty(value) -> bool:
+    return value is None or value == {} or value == []
+
+
+class CgroupManager:
+    """The cgroup(s) of one container. See pyrunc.cgroups for the contract."""
+
+    def __init__(self, path: str | None, resources: dict | None = None,
+                 container_id: str | None = None, *, version: str | None = None):
+        self.validate(resources)
+        self.version = version or detect()
+        self.resources = resources
+        self.created: list[str] = []
+        inner = resolve_path(path, container_id or "")
+        if self.version == "v2":
+            self.paths = {"": v2_path(inner)}
+        else:
+            self.paths = v1_paths(inner)
+
+    # --- construction ----------------------------------------------------------
+    @classmethod
+    def _bare(cls, version: str, paths: dict[str, str], created: list[str]) -> "CgroupManager":
+        self = cls.__new__(cls)
+        self.version, self.paths, self.created, self.resources = version, dict(paths), \
+            list(created), None
+        return self
+
+    def to_dict(self) -> dict:
+        """Small JSON-able state: v1 {"version","paths","created"}, v2 {"version","path","created"}."""
+        d: dict = {"version": self.version}
+        if self.version == "v2":
+            d["path"] = self.paths[""]
+        else:
+            d["paths"] = dict(self.paths)
+        d["created"] = list(self.created)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CgroupManager":
+        try:
+            version = d["version"]
+            if version == "v2":
+                paths = {"": d["path"]}
+            elif version == "v1":
+                paths = dict(d["paths"])
+            else:
+                raise ValueError(version)
+            created = list(d.get("created", []))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CgroupError(f"invalid cgroup state {d!r}") from e
+        return cls._bare(version, paths, created)
+
+    # --- validation ------------------------------------------------------------
+    @staticmethod
+    def validate(resources, where: str = "linux.resources") -> list:
+        """Check linux.resources before anything is forked; returns the parsed device
+        rules. Everything but `devices` is refused (NotSupportedError) unless empty."""
+        if resources is None:
+            return []
+        if not isinstance(resources, dict):
+            raise ConfigError("must be an object", where)
+        for key in sorted(resources):
+            if key != "devices" and not _empty(resources[key]):
+                raise NotSupportedError(f"{where}.{key}")
+        return _devices.parse_rules(resources.get("devices"), f"{where}.devices")
+
+    # --- lifecycle -------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        """The primary directory: v2 the cgroup, v1 the devices hierarchy's."""
+        return self.paths[""] if self.version == "v2" else self.paths["devices"]
+
+    def create(self) -> None:
+        """mkdir -p every cgroup directory, remembering the ones made here.
+        v1: cpuset dirs get cpuset.cpus/mems from their parent (else no task
+        could join); best-effort hierarchies (name=systemd, misc, the hybrid
+        unified one) are dropped on failure, like runc. v2: all controllers
+        the parent has are enabled in every ancestor's cgroup.subtree_control
+        (errors ignored, as runc does). On error, what was made is removed."""
+        try:
+            if self.version == "v2":
+                self._create_v2(self.paths[""])
+            else:
+                for name, path in list(self.paths.items()):
+                    try:
+                        self._mkdirs(path, cpuset=(name == "cpuset"))
+                    except CgroupError:
+                        if name not in V1_BEST_EFFORT:
+                            raise
+                        del self.paths[name]
+        except BaseException:
+            try:
+                self.destroy()
+            except CgroupError:
+                pass
+            raise
+
+    def _mkdirs(self, path: str, cpuset: bool = False) -> None:
+        missing = []
+        current = path
+        while not os.path.isdir(current):
+            missing.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        for d in reversed(missing):
+            try:
+                os.mkdir(d, 0o755)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise CgroupError(f"cannot create cgroup {d}: {e.strerror}") from e
+            self.created.append(d)
+            if cpuset:
+                self._cpuset_copy(d)
+
+    @staticmethod
+    def _cpuset_copy(d: str) -> None:
+        parent = os.path.dirname(d)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not read_file(d, name).strip():
+                write_file(d, name, read_file(parent, name).strip())
+
+    def _create_v2(self, path: str) -> None:
+        root = CGROUP_ROOT if path.startswith(CGROUP_ROOT + "/") else os.path.dirname(path)
+        rel = os.path.relpath(path, root)
+        current = root
+        for part in rel.split("/"):
+            # enable in `current` what it has, so the child below gets them
+            controllers = read_file(current, "cgroup.controllers").split()
+            if controllers:
+                try:
+                    write_file(current, "cgroup.subtree_control",
+                               " ".join("+" + c for c in controllers))
+                except CgroupError:
+                    for c in controllers:
+                        try:
+                            write_file(current, "cgroup.subtree_control", "+" + c)
+                        except CgroupError:
+                            pass
+            current = os.path.join(current, part)
+            try:
+                os.mkdir(current, 0o755)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise CgroupError(f"cannot create cgroup {current}: {e.strerror}") from e
+            self.created.append(current)
+
+    def add_process(self, pid: int) -> None:
+        """Write pid to cgroup.procs in every hierarchy (best-effort ones may fail)."""
+        for name, path in self.paths.items():
+            try:
+                write_pid(path, pid)
+            except CgroupError:
+                if self.version == "v2" or name not in V1_BEST_EFFORT:
+                    raise
+
+    def apply_devices(self, rules) -> None:
+        """Enforce device rules (OCI dicts, or Rules from devices.parse_rules)
+        exactly in runc's emulator semantics; the caller includes the defaults."""
+        if rules and isinstance(rules[0], dict):
+            rules = _devices.parse_rules(rules)
+        rules = list(rules or [])
+        if self.version == "v2":
+            from .bpf import attach_device_filter
+            attach_device_filter(self.paths[""], rules)
+            return
+        path = self.paths["devices"]
+        current = read_file(path, "devices.list")
+        for file, line in _devices.v1_writes(current, rules):
+            write_file(path, file, line)
+        # runc's final safety check: the kernel now shows exactly the target
+        # (devices.list can only be compared exactly in allow-list mode).
+        target = _devices.Emulator.from_rules(rules)
+        after = _devices.Emulator.from_list(read_file(path, "devices.list"))
+        if (after.default_allow != target.default_allow
+                or (not target.default_allow and after != target)):
+            raise CgroupError(f"devices cgroup {path} does not match the requested rules "
+                              "after applying them")
+
+    # --- inspection ------------------------------------------------------------
+    def processes(self) -> list[int]:
+        """Pids in the container's cgroup (primary hierarchy); [] once it is gone."""
+        return read_pids(self.path)
+
+    def freeze_state(self) -> str:
+        """"frozen" or "thawed" (also when there is no freezer or no cgroup)."""
+        if self.version == "v2":
+            try:
+                return "frozen" if read_file(self.paths[""], "cgroup.freeze").strip() == "1" \
+                    else "thawed"
+            except CgroupError:
+                return "thawed"
+        path = self.paths.get("freezer")
+        if not path:
+            return "thawed"
+        deadline = time.monotonic() + FREEZE_WAIT
+        while True:
+            try:
+                state = read_file(path, "freezer.state").strip()
+            except CgroupError:
+                return "thawed"
+            if state == "FREEZING" and time.monotonic() < deadline:
+                time.sleep(0.001)
+                continue
+            if state != "FROZEN":
+                return "thawed"
+            # frozen by itself, or only because an ancestor is?
+            try:
+                return "frozen" if read_file(path, "freezer.self_freezing").strip() == "1" \
+                    else "thawed"
+            except CgroupError:
+                return "frozen"
+
+    def _set_frozen(self, frozen: bool) -> bool:
+        """Freeze/thaw; False if this cgroup has no freezer."""
+        if self.version == "v2":
+            write_file(self.paths[""], "cgroup.freeze", "1" if frozen else "0")
+            return True
+        path = self.paths.get("freezer")
+        if not path:
+            return False
+        write_file(path, "freezer.state", "FROZEN" if frozen else "THAWED")
+        if frozen:
+            deadline = time.monotonic() + FREEZE_WAIT
+            while read_file(path, "freezer.state").strip() == "FREEZING" \
+                    and time.monotonic() < deadline:
+                time.sleep(0.001)
+        return True
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        """Send sig to every process in the cgroup tree (runc's signalAllProcesses):
+        cgroup.kill for SIGKILL where the kernel has it, else freeze, signal each
+        pid, and thaw again (unless it was frozen already)."""
+        unified = self.paths.get("" if self.version == "v2" else "unified")
+        if sig == signal.SIGKILL and unified:
+            try:
+                write_file(unified, "cgroup.kill", "1")
+                return
+            except CgroupError as e:
+                if not (isinstance(e.__cause__, OSError)
+                        and e.__cause__.errno in (errno.ENOENT, errno.EINVAL)):
+                    raise
+        was_frozen = self.freeze_state() == "frozen"
+        froze = False
+        if not was_frozen:
+            try:
+                froze = self._set_frozen(True)
+            except CgroupError:
+                froze = False
+        try:
+            for pid in read_all_pids(self.path):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if froze:
+                try:
+                    self._set_frozen(False)
+                except CgroupError:
+                    pass
+
+    # --- removal ---------------------------------------------------------------
+    def destroy(self) -> None:
+        """Remove the directories create() made (deepest first, sub-cgroups of
+        them too), retrying EBUSY for up to ~1 s while tasks exit. Pre-existing
+        cgroups are left alone. Idempotent: a missing directory is fine."""
+        deadline = time.monotonic() + RMDIR_BUDGET
+        failed: list[tuple[str, OSError]] = []
+        for d in sorted(set(self.created), key=lambda p: p.count("/"), reverse=True):
+            try:
+                _remove_tree(d, deadline)
+            except OSError as e:
+                failed.append((d, e))
+        self.created = [d for d in self.created if any(d == f for f, _ in failed)]
+        if failed:
+            d, e = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise CgroupError(f"cannot remove cgroup {d}: {e.strerror}{more}") from e
+
+
+def _rmdir(path: str, deadline: float | None) -> None:
+    delay = 0.001
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno == errno.EINTR:
+                continue
+            if e.errno != errno.EBUSY or deadline is None or time.monotonic() >= deadline:
+                raise
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay *= 2
+
+
+def _remove_tree(path: str, deadline: float) -> None:
+    """rmdir, else remove child cgroups first and retry EBUSY (runc's RemovePath)."""
+    try:
+        _rmdir(path, None)
+        return
+    except OSError:
+        pass
+    try:
+        children = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return
+    for child in children:
+        _remove_tree(child, deadline)
+    _rmdir(path, deadline)

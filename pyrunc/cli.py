@@ -1,0 +1,256 @@
+"""The command line: click commands only. Each parses its flags, calls one
+operation of the Python API, prints, and maps errors to exit codes."""
+import json
+import os
+import sys
+
+import click
+
+from pyrunc import __version__, log
+from pyrunc.errors import PyruncError
+
+SPEC_VERSION = "1.3.0"
+
+# runc's parser accepts one or two dashes on long flags (go-runc sends
+# `-no-subreaper`): these are normalised to two before click parses.
+_LONG_FLAGS = {
+    "root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "criu", "version", "help",
+    "bundle", "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds",
+    "detach", "keep", "no-subreaper", "force", "all", "format", "quiet",
+}
+_GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """`-flag` → `--flag` for known long flags, up to the first positional
+    argument after the subcommand (later ones belong to the container)."""
+    out, seen_command, expect_value = [], False, False
+    for i, arg in enumerate(argv):
+        if expect_value:
+            out.append(arg)
+            expect_value = False
+            continue
+        if arg == "--":
+            return out + argv[i:]
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
+            if arg[1:].split("=", 1)[0] in _LONG_FLAGS:
+                arg = "-" + arg
+        if arg.startswith("-"):
+            if not seen_command and arg in _GLOBAL_WITH_VALUE:
+                expect_value = True
+            out.append(arg)
+            continue
+        out.append(arg)
+        if seen_command:
+            return out + argv[i + 1:]
+        seen_command = True
+    return out
+
+
+class Ctx:
+    def __init__(self, root: str | None):
+        self.root = root
+
+
+def _version_text() -> str:
+    from pyrunc import native
+    return (f"pyrunc version {__version__}\ncommit: {_commit()}\nspec: {SPEC_VERSION}\n"
+            f"python: {sys.version.split()[0]}\nlibseccomp: {native.seccomp_version()}")
+
+
+def _commit() -> str:
+    try:
+        from pyrunc._build_info import COMMIT
+        return COMMIT
+    except ImportError:
+        return "unknown"
+
+
+def _print_version(ctx, _param, value):
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_text())
+        ctx.exit(0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", default=None, help="state directory (default /run/pyrunc)")
+@click.option("--log", "log_path", default=None, help="log file (default stderr)")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option("--debug", is_flag=True)
+@click.option("--systemd-cgroup", is_flag=True, help="use systemd to manage cgroups")
+@click.option("--rootless", default="auto", help="ignored: rootless is detected")
+@click.option("--criu", default=None, hidden=True, help="ignored: checkpointing is not supported")
+@click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="print the version")
+@click.pass_context
+def cli(ctx, root, log_path, log_format, debug, systemd_cgroup, rootless, criu):
+    """pyrunc: a runc-compatible OCI container runtime."""
+    log.configure(log_path, log_format, debug)
+    if systemd_cgroup:
+        raise PyruncError("--systemd-cgroup is not supported by pyrunc yet")
+    ctx.obj = Ctx(root)
+
+
+def _root(ctx) -> str:
+    from pyrunc.state import default_root
+    return ctx.obj.root or default_root()
+
+
+def _load(ctx, container_id: str):
+    from pyrunc.container import Container
+    return Container.load(container_id, _root(ctx))
+
+
+@cli.command()
+@click.option("-b", "--bundle", default=".", help="path to the bundle")
+@click.option("--pid-file", default=None)
+@click.option("--console-socket", default=None)
+@click.option("--no-pivot", is_flag=True)
+@click.option("--no-new-keyring", is_flag=True)
+@click.option("--preserve-fds", type=int, default=0)
+@click.argument("container_id")
+@click.pass_context
+def create(ctx, bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds,
+           container_id):
+    """Create a container (its process waits for `start`)."""
+    from pyrunc.container import Container
+    with _failure_prefix("pyrunc create failed: "):
+        Container.create(container_id, bundle, root=_root(ctx), pid_file=pid_file,
+                         console_socket=console_socket, no_pivot=no_pivot,
+                         no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+
+
+@cli.command()
+@click.argument("container_id")
+@click.pass_context
+def start(ctx, container_id):
+    """Start the user process of a created container."""
+    _load(ctx, container_id).start()
+
+
+@cli.command()
+@click.option("-b", "--bundle", default=".")
+@click.option("--pid-file", default=None)
+@click.option("--console-socket", default=None)
+@click.option("-d", "--detach", is_flag=True)
+@click.option("--keep", is_flag=True, help="do not delete the container after it exits")
+@click.option("--no-subreaper", is_flag=True)
+@click.option("--no-pivot", is_flag=True)
+@click.option("--no-new-keyring", is_flag=True)
+@click.option("--preserve-fds", type=int, default=0)
+@click.argument("container_id")
+@click.pass_context
+def run(ctx, bundle, pid_file, console_socket, detach, keep, no_subreaper, no_pivot,
+        no_new_keyring, preserve_fds, container_id):
+    """Create and start a container; wait for it unless --detach."""
+    from pyrunc.run import run_container
+    with _failure_prefix("pyrunc run failed: "):
+        code = run_container(container_id, bundle, _root(ctx), detach=detach, keep=keep,
+                             subreaper=not no_subreaper, pid_file=pid_file,
+                             console_socket=console_socket, no_pivot=no_pivot,
+                             no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+    ctx.exit(code)
+
+
+@cli.command()
+@click.argument("container_id")
+@click.pass_context
+def state(ctx, container_id):
+    """Print the state of a container as JSON."""
+    click.echo(json.dumps(_load(ctx, container_id).oci_state(), indent=2))
+
+
+@cli.command(context_settings={"allow_interspersed_args": False})
+@click.option("-a", "--all", "all_processes", is_flag=True, hidden=True)
+@click.argument("container_id")
+@click.argument("signal_name", default="SIGTERM")
+@click.pass_context
+def kill(ctx, all_processes, container_id, signal_name):
+    """Send a signal (default SIGTERM) to the container's init."""
+    from pyrunc.signals import parse_signal
+    sig = parse_signal(signal_name)
+    _load(ctx, container_id).kill(sig, all_processes=all_processes)
+
+
+@cli.command()
+@click.option("-f", "--force", is_flag=True, help="kill the container first if it runs")
+@click.argument("container_id")
+@click.pass_context
+def delete(ctx, force, container_id):
+    """Delete a container and everything create made for it."""
+    from pyrunc.errors import ContainerNotFound
+    from pyrunc.state import StateDir
+    try:
+        container = _load(ctx, container_id)
+    except ContainerNotFound:
+        if not force:
+            raise
+        StateDir(_root(ctx), container_id).remove()  # a half-created leftover, if any
+        return
+    container.delete(force=force)
+
+
+@cli.command(name="list")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("-q", "--quiet", is_flag=True, help="print only the ids")
+@click.pass_context
+def list_(ctx, fmt, quiet):
+    """List the containers under --root."""
+    from pyrunc.listing import list_containers, format_table
+    items = list_containers(_root(ctx))
+    if quiet:
+        for item in items:
+            click.echo(item["id"])
+    elif fmt == "json":
+        click.echo(json.dumps(items or None, separators=(",", ":")))
+    else:
+        click.echo(format_table(items), nl=False)
+
+
+@cli.command()
+@click.option("-b", "--bundle", default=".")
+@click.option("--rootless", is_flag=True)
+def spec(bundle, rootless):
+    """Write a default config.json into the bundle."""
+    from pyrunc.spec.defaults import default_spec
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise PyruncError("File config.json exists. Remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(rootless=rootless), f, indent="\t")
+
+
+class _failure_prefix:
+    """runc prefixes create/run failures with 'runc <cmd> failed: '."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, PyruncError) and not getattr(exc, "prefixed", False):
+            exc.message = self.prefix + (f"{exc.where}: {exc.message}" if exc.where else exc.message)
+            exc.where = None
+            exc.prefixed = True
+        return False
+
+
+def main(argv: list[str]) -> int:
+    try:
+        cli.main(args=normalise_argv(argv), prog_name="pyrunc", standalone_mode=False)
+        return 0
+    except PyruncError as e:
+        log.error(str(e))
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return 1
+    except click.exceptions.Abort:
+        return 130
+    except OSError as e:
+        log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+        return 1

@@ -1,0 +1,207 @@
+"""Host-side lifecycle of one container: create, start, state, kill, delete, run.
+
+This is the importable API the CLI is a thin layer over:
+
+    from pyrunc.container import Container
+    c = Container.create("demo", "/path/to/bundle")
+    c.start()
+    print(c.status())
+    c.kill(signal.SIGKILL); c.delete()
+"""
+import json
+import os
+import signal
+
+from pyrunc import state as st
+from pyrunc.errors import ConfigError, ContainerNotRunning, InvalidState, PyruncError
+
+OCI_VERSION = "1.3.0"
+
+
+class Container:
+    def __init__(self, state_dir: st.StateDir, state: st.ContainerState):
+        self._dir = state_dir
+        self.state = state
+
+    # --- lookup -----------------------------------------------------------------
+
+    @classmethod
+    def load(cls, container_id: str, root: str | None = None) -> "Container":
+        state_dir = st.StateDir(root or st.default_root(), container_id)
+        return cls(state_dir, state_dir.load())
+
+    @property
+    def id(self) -> str:
+        return self.state.id
+
+    @property
+    def pid(self) -> int:
+        return self.state.pid
+
+    def status(self) -> str:
+        if not self.state.init_alive():
+            return st.STOPPED
+        if self._dir.fifo_exists():
+            return st.CREATED
+        cgroup = self._cgroup()
+        if cgroup is not None and cgroup.freeze_state() == "frozen":
+            return st.PAUSED
+        return st.RUNNING
+
+    def oci_state(self) -> dict:
+        """The runtime-spec state object (what `pyrunc state` prints)."""
+        status = self.status()
+        doc = {
+            "ociVersion": self.state.oci_version or OCI_VERSION,
+            "id": self.id,
+            "pid": self.pid if status != st.STOPPED else 0,
+            "status": status,
+            "bundle": self.state.bundle,
+            "rootfs": self.state.rootfs,
+            "created": self.state.created,
+            "owner": self.state.owner,
+        }
+        if self.state.annotations:
+            doc["annotations"] = self.state.annotations
+        return doc
+
+    def _cgroup(self):
+        if not self.state.cgroup:
+            return None
+        from pyrunc.cgroups import CgroupManager
+        return CgroupManager.from_dict(self.state.cgroup)
+
+    # --- create -----------------------------------------------------------------
+
+    @classmethod
+    def create(cls, container_id: str, bundle: str, *, root: str | None = None,
+               pid_file: str | None = None, console_socket: str | None = None,
+               no_pivot: bool = False, no_new_keyring: bool = False,
+               preserve_fds: int = 0) -> "Container":
+        from pyrunc.create import create_container
+        state_dir, state = create_container(
+            container_id, os.path.abspath(bundle), root or st.default_root(),
+            pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot,
+            no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+        return cls(state_dir, state)
+
+    # --- start ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Release init from the exec FIFO, then run poststart hooks."""
+        status = self.status()
+        if status == st.STOPPED:
+            raise InvalidState("cannot start a container that has stopped")
+        if status != st.CREATED:
+            raise InvalidState("cannot start an already running container")
+        self._release_init()
+        try:
+            os.unlink(self._dir.fifo_path)
+        except FileNotFoundError:
+            pass
+        self._run_hooks_warn("poststart")
+
+    def _release_init(self) -> None:
+        import select
+        fd = os.open(self._dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            while True:
+                if poller.poll(100) and os.read(fd, 1):
+                    return
+                if not self.state.init_alive():
+                    raise InvalidState("cannot start a container that has stopped")
+        finally:
+            os.close(fd)
+
+    # --- signals ----------------------------------------------------------------
+
+    def kill(self, sig: int = signal.SIGTERM, all_processes: bool = False) -> None:
+        status = self.status()
+        if all_processes:
+            cgroup = self._cgroup()
+            if cgroup is not None:
+                if status == st.PAUSED and sig == signal.SIGKILL:
+                    cgroup.kill_all(sig)
+                    cgroup.thaw()
+                else:
+                    cgroup.kill_all(sig)
+                return
+        if status == st.STOPPED:
+            raise ContainerNotRunning()
+        _signal_init(self.state, sig)
+        if status == st.PAUSED and sig == signal.SIGKILL:
+            cgroup = self._cgroup()
+            if cgroup is not None:
+                cgroup.thaw()
+
+    # --- delete -----------------------------------------------------------------
+
+    def delete(self, force: bool = False) -> None:
+        status = self.status()
+        if status in (st.RUNNING, st.PAUSED) and not force:
+            raise InvalidState(f"cannot delete container {self.id} that is not stopped: {status}")
+        if status != st.STOPPED:
+            self._kill_and_wait()
+        self.destroy()
+
+    def _kill_and_wait(self) -> None:
+        from pyrunc.process.spawn import wait_gone
+        cgroup = self._cgroup()
+        try:
+            _signal_init(self.state, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if cgroup is not None:
+            cgroup.thaw()
+        if not wait_gone(self.state.pid):
+            raise PyruncError(f"container {self.id} init {self.state.pid} did not exit after SIGKILL")
+
+    def destroy(self) -> None:
+        """Remove what create made (cgroups, state dir), then poststop hooks."""
+        cgroup = self._cgroup()
+        if cgroup is not None:
+            cgroup.kill_all(signal.SIGKILL)
+            cgroup.destroy()
+        self._run_hooks_warn("poststop")
+        self._dir.remove()
+
+    def _run_hooks_warn(self, kind: str) -> None:
+        """poststart/poststop failures are warnings: the lifecycle goes on (spec)."""
+        hooks = self.state.config.get("hooks")
+        if not hooks or not hooks.get(kind):
+            return
+        from pyrunc.hooks import run_hooks
+        from pyrunc import log
+        try:
+            run_hooks(hooks, kind, self.oci_state())
+        except PyruncError as e:
+            log.warning(str(e))
+
+
+def _signal_init(state: st.ContainerState, sig: int) -> None:
+    """Signal through a pidfd checked against the recorded start time, so a
+    recycled pid is never signalled."""
+    try:
+        pidfd = os.pidfd_open(state.pid)
+    except ProcessLookupError:
+        raise ContainerNotRunning() from None
+    try:
+        if not state.init_alive():
+            raise ContainerNotRunning()
+        signal.pidfd_send_signal(pidfd, sig)
+    finally:
+        os.close(pidfd)
+
+
+def load_config(bundle: str) -> dict:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config.json not found in bundle {bundle}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"config.json is not valid JSON: {e}") from None
+

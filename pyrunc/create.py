@@ -1,0 +1,124 @@
+"""`create`: config → checked plan → state dir, cgroup, fork chain → created.
+
+Every step after the state directory exists is undone if a later one fails:
+a failed create leaves no state dir, cgroup, mount or process behind.
+"""
+import os
+
+from pyrunc import state as st
+from pyrunc.cgroups import CgroupManager, resolve_path
+from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
+from pyrunc.container import OCI_VERSION, load_config
+from pyrunc.errors import NotSupportedError
+from pyrunc.hooks import run_hooks
+from pyrunc.process.plan import build_plan
+from pyrunc.process.spawn import InitProcess
+from pyrunc.rootfs.cgroupfs import CgroupMounter
+from pyrunc.spec.validate import validate_config
+
+
+def create_container(container_id: str, bundle: str, root: str, *, pid_file=None,
+                     console_socket=None, no_pivot=False, no_new_keyring=False,
+                     preserve_fds=0) -> tuple[st.StateDir, st.ContainerState]:
+    st.check_id(container_id)
+    if console_socket:
+        raise NotSupportedError("--console-socket", "terminal support (--console-socket)")
+    config = load_config(bundle)
+    validate_config(config)
+    preserve_fds += _socket_activation_fds(config)
+    plan = build_plan(container_id, config, bundle, no_pivot=no_pivot,
+                      no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+    linux = config.get("linux") or {}
+    resources = linux.get("resources") or {}
+    cgroup = CgroupManager(resolve_path(linux.get("cgroupsPath"), container_id), resources,
+                           container_id)
+    if any(m.type in ("cgroup", "cgroup2") for m in plan.rootfs.mounts):
+        plan.rootfs.cgroup_mounter = CgroupMounter(cgroup_dirs(cgroup.to_dict()),
+                                                   plan.namespaces.has_new("cgroup"))
+    device_rules = list(resources.get("devices") or []) + _allowed_device_rules(plan)
+
+    state_dir = st.StateDir(root, container_id)
+    state_dir.create()
+    init = InitProcess(plan)
+    fifo_fd = -1
+    state = st.ContainerState(
+        id=container_id, bundle=bundle, rootfs=plan.rootfs.rootfs, created=st.now_rfc3339(),
+        oci_version=config.get("ociVersion", OCI_VERSION),
+        annotations=dict(config.get("annotations") or {}), config=config,
+        owner="" if os.geteuid() == 0 else str(os.geteuid()))
+    try:
+        os.mkfifo(state_dir.fifo_path, 0o622)
+        os.chmod(state_dir.fifo_path, 0o622)  # mkfifo honours the umask
+        fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)
+        plan.fifo_fd = fifo_fd
+
+        cgroup.create()
+        state.cgroup = cgroup.to_dict()
+
+        def place(pid: int) -> None:
+            cgroup.add_process(pid)
+            cgroup.apply_devices(device_rules)
+
+        state.pid = init.spawn(place)
+        state.init_start_time = st.process_start_time(state.pid) or 0
+
+        def host_hooks() -> None:
+            oci = _oci_state(state, "creating")
+            run_hooks(plan.hooks, "prestart", oci)
+            run_hooks(plan.hooks, "createRuntime", oci)
+
+        init.wait_ready(host_hooks)
+        state_dir.save(state)
+        if pid_file:
+            st.write_atomic(os.path.abspath(pid_file), str(state.pid))
+    except BaseException:
+        init.kill()
+        cgroup.destroy()
+        state_dir.remove()
+        raise
+    finally:
+        init.close()
+        if fifo_fd >= 0:
+            os.close(fifo_fd)
+        state_dir.unlock()
+    return state_dir, state
+
+
+def cgroup_dirs(cgroup_state: dict) -> list[str]:
+    if cgroup_state.get("version") == "v2":
+        return [cgroup_state["path"]]
+    return sorted(set(cgroup_state.get("paths", {}).values()))
+
+
+def _oci_state(state: st.ContainerState, status: str) -> dict:
+    doc = {"ociVersion": state.oci_version, "id": state.id, "status": status,
+           "pid": state.pid, "bundle": state.bundle}
+    if state.annotations:
+        doc["annotations"] = state.annotations
+    return doc
+
+
+def _allowed_device_rules(plan) -> list[dict]:
+    """runc appends allow rules for the devices every container has and for
+    each linux.devices entry, after the config's own rules."""
+    rules = list(DEFAULT_ALLOWED_DEVICES)
+    for dev in plan.rootfs.devices:
+        if dev.type in ("c", "b", "u"):
+            rules.append({"allow": True, "type": "c" if dev.type == "u" else dev.type,
+                          "major": dev.major, "minor": dev.minor, "access": "rwm"})
+    return rules
+
+
+def _socket_activation_fds(config: dict) -> int:
+    """systemd socket activation: fds 3.. passed to us are passed on (runc does too)."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return 0
+    if count > 0:
+        env = config.setdefault("process", {}).setdefault("env", [])
+        env[:] = [e for e in env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
+        env += [f"LISTEN_FDS={count}", "LISTEN_PID=1"]
+    return max(count, 0)

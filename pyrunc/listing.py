@@ -1,0 +1,46 @@
+"""`list`: every container under --root, as runc prints them."""
+import os
+import time
+
+from pyrunc.container import Container
+from pyrunc.errors import PyruncError
+from pyrunc.state import list_ids
+
+
+def list_containers(root: str) -> list[dict]:
+    items = []
+    for container_id in list_ids(root):
+        try:
+            c = Container.load(container_id, root)
+        except PyruncError:
+            continue  # half-created or being deleted
+        doc = c.oci_state()
+        items.append({
+            "ociVersion": doc["ociVersion"], "id": doc["id"], "pid": doc["pid"],
+            "status": doc["status"], "bundle": doc["bundle"], "rootfs": doc["rootfs"],
+            "created": doc["created"], "annotations": doc.get("annotations") or None,
+            "owner": _owner(c),
+        })
+    return items
+
+
+def _owner(c: Container) -> str:
+    try:
+        uid = os.stat(c._dir.path).st_uid
+    except OSError:
+        return ""
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def format_table(items: list[dict]) -> str:
+    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    for it in items:
+        rows.append((it["id"], str(it["pid"]), it["status"], it["bundle"],
+                     it["created"], it["owner"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
+                   for r in rows)

@@ -1,0 +1,166 @@
+"""The container's init: runs in the forked process, inside the new
+namespaces, and ends in execve of the user's program.
+
+The order follows runc's standard_init_linux.go: rootfs, hooks, pivot,
+hostname, labels, sysctl, masked/read-only paths, then no_new_privs,
+seccomp (early when it needs privileges), identity and capabilities,
+cwd, and last the wait for `start` and execve (in C, see _native/shim.c).
+"""
+import fcntl
+import os
+import socket
+import stat
+import struct
+
+from pyrunc import native
+from pyrunc.errors import ConfigError, ContainerStartError, PyruncError
+from pyrunc.process import sync
+from pyrunc.process.plan import InitPlan
+from pyrunc.rootfs import setup as rootfs
+from pyrunc.security import capabilities, lsm, rlimits
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
+    """Never returns on success (the process becomes the user's program).
+    On failure, reports over `chan` and returns the exit code."""
+    try:
+        _setup(plan, chan)
+        path = _find_executable(plan.process.args[0], plan.process.env)
+        _close_inherited_fds(plan)
+        chan.send(sync.READY)
+        chan.close()
+    except PyruncError as e:
+        _report(chan, str(e.message), e.where)
+        return 1
+    except OSError as e:
+        _report(chan, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""), None)
+        return 1
+    # Past this point the host has returned from create: errors go to stderr.
+    late_seccomp = plan.seccomp if plan.process.no_new_privileges else None
+    err = native.exec_tail(plan.fifo_fd, late_seccomp, path, plan.process.args, plan.process.env)
+    os.write(2, f"pyrunc: exec failed: {err.strerror}: {path}\n".encode())
+    return 127
+
+
+def _report(chan: sync.SyncChannel, message: str, where: str | None) -> None:
+    try:
+        chan.send(sync.ERROR, message=message, where=where)
+    except OSError:
+        pass
+
+
+def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
+    os.setsid()
+    if not plan.no_new_keyring:
+        _new_session_keyring(plan.container_id)
+    if plan.namespaces.has_new("network"):
+        _loopback_up()
+    if plan.process.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(plan.process.oom_score_adj))
+
+    rootfs.prepare(plan.rootfs)
+    if plan.host_hooks_before_pivot:
+        chan.send(sync.HOOKS)
+        chan.expect(sync.HOOKS_DONE)
+    rootfs.enter(plan.rootfs)
+
+    if plan.hostname is not None:
+        native.sethostname(plan.hostname)
+    if plan.domainname is not None:
+        native.setdomainname(plan.domainname)
+    lsm.apply_on_exec(plan.process.apparmor_profile, plan.process.selinux_label)
+    _write_sysctls(plan.sysctl)
+    rootfs.finalize(plan.rootfs)
+    rlimits.apply_rlimits(plan.process.rlimits)
+
+    if plan.process.no_new_privileges:
+        native.prctl(native.PR_SET_NO_NEW_PRIVS, 1)
+    elif plan.seccomp is not None:
+        # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load before dropping it
+        plan.seccomp.load()
+    # chdir as root first (runc does: the runtime may reach a directory the
+    # user cannot), and again as the user if root was refused (root-squashed volumes)
+    retry_chdir = not _chdir(plan.process.cwd, permission_ok=True)
+    capabilities.finalize_identity_and_caps(
+        plan.process.identity, plan.process.capabilities,
+        after_user=(lambda: _chdir(plan.process.cwd)) if retry_chdir else None)
+
+
+def _chdir(cwd: str, permission_ok: bool = False) -> bool:
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        if permission_ok:
+            return False
+        raise ConfigError(f"chdir to cwd {cwd!r} failed: permission denied", "process.cwd") from None
+    except OSError as e:
+        raise ConfigError(f"chdir to cwd {cwd!r} failed: {e.strerror.lower()}", "process.cwd") from None
+
+
+def _new_session_keyring(container_id: str) -> None:
+    try:
+        native.join_session_keyring(f"_ses.{container_id}")
+    except OSError as e:
+        if e.errno not in (1, 13, 38):  # EPERM, EACCES, ENOSYS: keyrings unavailable, as runc
+            raise
+
+
+def _loopback_up() -> None:
+    """runc brings `lo` up in every new network namespace."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+
+
+def _write_sysctls(sysctl: dict) -> None:
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise ConfigError(f"cannot set sysctl {key}={value}: {e.strerror}",
+                              f"linux.sysctl.{key}") from None
+
+
+def _find_executable(arg0: str, env: list) -> str:
+    """Go's exec.LookPath with the container's PATH: fail at create, not start."""
+    prefix = 'unable to start container process: exec: '
+    if "/" in arg0:
+        try:
+            st = os.stat(arg0)
+        except OSError as e:
+            raise ContainerStartError(f'{prefix}"{arg0}": stat {arg0}: {e.strerror.lower()}') from None
+        if not _is_executable(st):
+            raise ContainerStartError(f'{prefix}"{arg0}": permission denied')
+        return arg0
+    path_var = next((e[5:] for e in env if e.startswith("PATH=")), "")
+    for directory in path_var.split(":"):
+        candidate = os.path.join(directory or ".", arg0)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if _is_executable(st):
+            return candidate
+    raise ContainerStartError(f'{prefix}"{arg0}": executable file not found in $PATH')
+
+
+def _is_executable(st: os.stat_result) -> bool:
+    return stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 != 0
+
+
+def _close_inherited_fds(plan: InitPlan) -> None:
+    """Everything above stdio and the preserved fds closes at execve."""
+    for fd in range(3, 3 + plan.preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    native.close_range(3 + plan.preserve_fds, flags=native.CLOSE_RANGE_CLOEXEC)
+

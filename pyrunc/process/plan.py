@@ -1,0 +1,131 @@
+"""Turn a validated config.json into an InitPlan: every value init will apply,
+parsed and checked in the host *before* anything is forked, so bad input
+fails with the config field named and nothing to clean up."""
+import os
+from dataclasses import dataclass, field
+
+from pyrunc.errors import ConfigError, NotSupportedError
+from pyrunc.process.namespaces import Namespaces, parse_namespaces
+from pyrunc.rootfs.devices import parse_devices
+from pyrunc.rootfs.mounts import parse_mount
+from pyrunc.rootfs.setup import RootfsPlan, parse_propagation
+from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
+
+# config fields pyrunc does not implement yet: refused, never silently ignored
+_UNSUPPORTED = {
+    "linux": ("intelRdt", "netDevices", "personality", "memoryPolicy", "uidMappings",
+              "gidMappings", "mountLabel"),
+    "process": ("scheduler", "ioPriority", "execCPUAffinity"),
+}
+
+
+@dataclass
+class ProcessPlan:
+    args: list
+    env: list
+    cwd: str
+    terminal: bool
+    identity: object
+    capabilities: object
+    rlimits: list
+    no_new_privileges: bool
+    oom_score_adj: int | None
+    apparmor_profile: str
+    selinux_label: str
+
+
+@dataclass
+class InitPlan:
+    container_id: str
+    namespaces: Namespaces
+    rootfs: RootfsPlan
+    process: ProcessPlan
+    seccomp: object | None
+    hostname: str | None
+    domainname: str | None
+    sysctl: dict
+    time_offsets: dict
+    hooks: dict
+    fifo_fd: int = -1
+    preserve_fds: int = 0
+    no_new_keyring: bool = False
+    extra_fds: list = field(default_factory=list)   # fds init must keep (console socket…)
+
+    @property
+    def host_hooks_before_pivot(self) -> bool:
+        return bool(self.hooks.get("prestart") or self.hooks.get("createRuntime"))
+
+
+def refuse_unsupported(config: dict) -> None:
+    for section, names in _UNSUPPORTED.items():
+        for name in names:
+            if (config.get(section) or {}).get(name):
+                raise NotSupportedError(f"{section}.{name}")
+    if config.get("process", {}).get("terminal"):
+        raise NotSupportedError("process.terminal", "terminal mode (process.terminal: true)")
+    seccomp_cfg = (config.get("linux") or {}).get("seccomp") or {}
+    if seccomp_cfg.get("listenerPath"):
+        raise NotSupportedError("linux.seccomp.listenerPath")
+
+
+def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool = False,
+               no_new_keyring: bool = False, preserve_fds: int = 0) -> InitPlan:
+    refuse_unsupported(config)
+    linux = config.get("linux") or {}
+    ns = parse_namespaces(linux.get("namespaces"))
+    if not ns.is_private("mount"):
+        raise ConfigError("a mount namespace is required", "linux.namespaces")
+    for key, ns_type in (("hostname", "uts"), ("domainname", "uts")):
+        if config.get(key) and not ns.is_private(ns_type):
+            raise ConfigError(f"setting the {key} needs a private UTS namespace", key)
+    if linux.get("timeOffsets") and not ns.has_new("time"):
+        raise ConfigError("time offsets need a new time namespace", "linux.timeOffsets")
+
+    root = config.get("root") or {}
+    rootfs = root.get("path") or ""
+    if not os.path.isabs(rootfs):
+        rootfs = os.path.join(bundle, rootfs)
+    rootfs = os.path.realpath(rootfs)
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"rootfs {rootfs} is not a directory", "root.path")
+
+    rootfs_plan = RootfsPlan(
+        rootfs=rootfs,
+        readonly=bool(root.get("readonly")),
+        propagation=parse_propagation(linux.get("rootfsPropagation")),
+        mounts=[parse_mount(i, m, bundle) for i, m in enumerate(config.get("mounts") or [])],
+        devices=parse_devices(linux.get("devices")),
+        masked_paths=list(linux.get("maskedPaths") or []),
+        readonly_paths=list(linux.get("readonlyPaths") or []),
+        no_pivot=no_pivot,
+    )
+    proc = config.get("process") or {}
+    process = ProcessPlan(
+        args=list(proc.get("args") or []),
+        env=list(proc.get("env") or []),
+        cwd=proc.get("cwd") or "/",
+        terminal=bool(proc.get("terminal")),
+        identity=identity.parse_user(proc.get("user") or {}),
+        capabilities=capabilities.parse_capabilities(proc.get("capabilities")),
+        rlimits=rlimits.parse_rlimits(proc.get("rlimits")),
+        no_new_privileges=bool(proc.get("noNewPrivileges")),
+        oom_score_adj=proc.get("oomScoreAdj"),
+        apparmor_profile=lsm.check_apparmor(proc.get("apparmorProfile")),
+        selinux_label=lsm.check_selinux(proc.get("selinuxLabel")),
+    )
+    if not process.args:
+        raise ConfigError("args must not be empty", "process.args")
+    return InitPlan(
+        container_id=container_id,
+        namespaces=ns,
+        rootfs=rootfs_plan,
+        process=process,
+        seccomp=seccomp.compile_seccomp(linux.get("seccomp")),
+        hostname=config.get("hostname"),
+        domainname=config.get("domainname"),
+        sysctl=dict(linux.get("sysctl") or {}),
+        time_offsets=dict(linux.get("timeOffsets") or {}),
+        hooks=dict(config.get("hooks") or {}),
+        preserve_fds=preserve_fds,
+        no_new_keyring=no_new_keyring,
+    )

@@ -1,0 +1,157 @@
+"""The fork chain of `create`, host side.
+
+  pyrunc create ──fork──> middle ──(setns/unshare)──fork──> init
+                                  └ reports init's pid, exits
+
+The middle exists because a new PID namespace only applies to children: the
+init must be forked after unshare(CLONE_NEWPID). The host puts the middle in
+its cgroups before it unshares (so the cgroup namespace is rooted there and
+init inherits the placement), then waits on the sync channel for init to be
+ready. The init is a descendant of the runtime, so when create exits it is
+reparented to the caller's subreaper (containerd's shim, conmon).
+"""
+import os
+import signal
+import time
+
+from pyrunc import native
+from pyrunc.errors import ContainerStartError
+from pyrunc.process import namespaces, sync
+from pyrunc.process.plan import InitPlan
+
+
+class InitProcess:
+    def __init__(self, plan: InitPlan):
+        self.plan = plan
+        self.pid = 0
+        self._chan: sync.SyncChannel | None = None
+
+    def spawn(self, place_in_cgroup) -> int:
+        """Fork the chain; `place_in_cgroup(pid)` runs before the middle unshares.
+        Returns the init's pid (as seen from the host)."""
+        host, child = sync.SyncChannel.pair()
+        middle = os.fork()
+        if middle == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                host.close()
+                code = _middle(self.plan, child)
+            except BaseException as e:
+                try:
+                    child.send(sync.ERROR, message=f"{e}", where=getattr(e, "where", None))
+                except BaseException:
+                    pass
+            finally:
+                os._exit(code)
+        child.close()
+        self._chan = host
+        try:
+            place_in_cgroup(middle)
+            host.send(sync.GO)
+            msg = self._recv("middle process")
+            if msg["type"] == sync.ERROR:
+                raise ContainerStartError(msg["message"], msg.get("where"))
+            self.pid = msg["pid"]
+        finally:
+            _reap(middle)
+        return self.pid
+
+    def wait_ready(self, run_host_hooks) -> None:
+        """Serve init's requests until it is ready (or fails)."""
+        while True:
+            msg = self._recv("container init")
+            if msg["type"] == sync.READY:
+                return
+            if msg["type"] == sync.HOOKS:
+                run_host_hooks()
+                self._chan.send(sync.HOOKS_DONE)
+            elif msg["type"] == sync.ERROR:
+                raise ContainerStartError(msg["message"], msg.get("where"))
+
+    def _recv(self, who: str) -> dict:
+        try:
+            return self._chan.recv()
+        except (sync.SyncClosed, ConnectionError):
+            raise ContainerStartError(f"{who} exited before it was set up") from None
+
+    def close(self) -> None:
+        if self._chan is not None:
+            self._chan.close()
+            self._chan = None
+
+    def kill(self) -> None:
+        """Best effort: SIGKILL the init and wait (it is not our child) until it is gone."""
+        if self.pid <= 0:
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        wait_gone(self.pid)
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    """Poll until `pid` has exited (or is a zombie someone else must reap)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+            if data[data.rindex(b")") + 2:][:1] in (b"Z", b"X"):
+                try:  # our own child (run, or the API caller as subreaper): reap it
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return False
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _middle(plan: InitPlan, chan: sync.SyncChannel) -> int:
+    # Non-dumpable: the container must not reach this (host) interpreter
+    # through /proc/<pid>/exe or /proc/<pid>/mem. execve resets it.
+    native.prctl(native.PR_SET_DUMPABLE, 0)
+    _close_fds_except({chan.fileno(), plan.fifo_fd, *plan.extra_fds}, plan.preserve_fds)
+    chan.expect(sync.GO)
+    namespaces.enter(plan.namespaces)
+    if plan.time_offsets:
+        _write_time_offsets(plan.time_offsets)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            from pyrunc.process.init import run_init
+            code = run_init(plan, chan)
+        finally:
+            os._exit(code)
+    chan.send(sync.PID, pid=pid)
+    return 0
+
+
+def _write_time_offsets(offsets: dict) -> None:
+    lines = [f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}" for clock, o in offsets.items()]
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write("\n".join(lines))
+
+
+def _close_fds_except(keep: set, preserve_fds: int) -> None:
+    """The runtime's own fds (state dir lock, config file…) must not reach init."""
+    first = 3 + preserve_fds
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -1,0 +1,52 @@
+"""The sync channel between `pyrunc create` and the processes it forks.
+
+A SOCK_SEQPACKET socketpair keeps message boundaries, so each message is one
+JSON object in one datagram and no framing is needed.
+"""
+import json
+import socket
+
+# message types
+GO = "go"                 # host -> middle: cgroups are in place, carry on
+PID = "pid"               # middle -> host: the init's pid
+HOOKS = "hooks"           # init -> host: rootfs is mounted, run prestart/createRuntime hooks
+HOOKS_DONE = "hooks-done"  # host -> init
+READY = "ready"           # init -> host: set up, about to wait for `start`
+ERROR = "error"           # any child -> host: {"message", "where"}
+
+_MAX = 65536
+
+
+class SyncClosed(Exception):
+    """The other end went away without saying why."""
+
+
+class SyncChannel:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple["SyncChannel", "SyncChannel"]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, kind: str, **fields) -> None:
+        self.sock.send(json.dumps({"type": kind, **fields}).encode())
+
+    def recv(self) -> dict:
+        data = self.sock.recv(_MAX)
+        if not data:
+            raise SyncClosed()
+        return json.loads(data)
+
+    def expect(self, kind: str) -> dict:
+        msg = self.recv()
+        if msg.get("type") != kind:
+            raise SyncClosed(f"expected {kind!r}, got {msg.get('type')!r}")
+        return msg
+
+    def close(self) -> None:
+        self.sock.close()

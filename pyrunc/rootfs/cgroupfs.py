@@ -1,0 +1,84 @@
+"""Mounts of type `cgroup`: show the container its own cgroup(s).
+
+v1: a tmpfs at the destination with one entry per host hierarchy, either a
+fresh cgroup mount (with a cgroup namespace, which roots it at the
+container's cgroup) or a bind of the container's cgroup directory.
+v2: a cgroup2 mount (with a cgroup namespace) or a bind of its directory.
+"""
+import os
+
+from pyrunc import native as n
+from pyrunc.rootfs import inroot
+from pyrunc.rootfs.mounts import Mount, bind_in_root
+
+_DEFAULT_FLAGS = n.MS_NOEXEC | n.MS_NOSUID | n.MS_NODEV
+
+
+def host_cgroup_mounts() -> list[tuple[str, str, str]]:
+    """(mount point, fstype, super options) of the host's cgroup hierarchies."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, superopts = fields[sep + 1], fields[sep + 3]
+            if fstype in ("cgroup", "cgroup2"):
+                found.append((fields[4], fstype, superopts))
+    return found
+
+
+class CgroupMounter:
+    """Built before fork (reads the host's mount table); called by init."""
+
+    def __init__(self, cgroup_dirs: list[str], cgroupns: bool):
+        self.cgroup_dirs = cgroup_dirs  # the container's cgroup directories on the host
+        self.cgroupns = cgroupns
+        self.hierarchies = host_cgroup_mounts()
+        self.unified = any(mp == "/sys/fs/cgroup" and t == "cgroup2"
+                           for mp, t, _ in self.hierarchies)
+
+    def __call__(self, root_fd: int, m: Mount) -> None:
+        flags = _DEFAULT_FLAGS | (m.flags & n.MS_RDONLY)
+        if self.unified:
+            self._mount_one(root_fd, m.destination, "/sys/fs/cgroup", "cgroup2", "", flags)
+            return
+        os.close(inroot.make_in_root(root_fd, m.destination))
+        with inroot.opened(root_fd, m.destination) as target:
+            n.mount("tmpfs", target, "tmpfs", _DEFAULT_FLAGS, "mode=755")
+        for mountpoint, fstype, superopts in self.hierarchies:
+            if fstype != "cgroup" or os.path.dirname(mountpoint) != "/sys/fs/cgroup":
+                continue
+            name = os.path.basename(mountpoint)
+            options = ",".join(o for o in superopts.split(",") if o not in ("rw", "ro"))
+            self._mount_one(root_fd, f"{m.destination}/{name}", mountpoint, "cgroup", options, flags)
+            for controller in name.split(",") if "," in name else ():
+                self._symlink(root_fd, f"{m.destination}/{controller}", name)
+        if m.flags & n.MS_RDONLY:
+            with inroot.opened(root_fd, m.destination) as target:
+                n.mount(None, target, None, n.MS_REMOUNT | n.MS_BIND | n.MS_RDONLY | _DEFAULT_FLAGS)
+
+    def _mount_one(self, root_fd, dest, host_mountpoint, fstype, options, flags) -> None:
+        os.close(inroot.make_in_root(root_fd, dest))
+        if self.cgroupns:
+            with inroot.opened(root_fd, dest) as target:
+                n.mount("cgroup" if fstype == "cgroup" else "cgroup2", target, fstype, flags,
+                        options or None)
+        else:
+            bind_in_root(root_fd, self._source(host_mountpoint), dest, n.MS_REC | flags)
+
+    def _source(self, host_mountpoint: str) -> str:
+        """The container's directory in this hierarchy (its root if we made none there)."""
+        for d in self.cgroup_dirs:
+            if d == host_mountpoint or d.startswith(host_mountpoint.rstrip("/") + "/"):
+                return d
+        return host_mountpoint
+
+    @staticmethod
+    def _symlink(root_fd, link, target) -> None:
+        parent, name = inroot.parent_and_name(root_fd, link)
+        try:
+            os.symlink(target, name, dir_fd=parent)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)

@@ -1,0 +1,89 @@
+"""Resolve paths *inside* a container rootfs, never escaping it.
+
+Every lookup goes through openat2(RESOLVE_IN_ROOT): `..` and absolute
+symlinks in the rootfs are clamped to the rootfs, and magic links are
+refused. Callers get an O_PATH fd and operate on `/proc/self/fd/N`, so a
+symlink swapped in after the check cannot redirect a mount to the host.
+"""
+import os
+import stat
+from contextlib import contextmanager
+
+from pyrunc import native
+
+_RESOLVE = native.RESOLVE_IN_ROOT | native.RESOLVE_NO_MAGICLINKS
+O_PATH = os.O_PATH | os.O_CLOEXEC
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+@contextmanager
+def opened(root_fd: int, path: str):
+    """`/proc/self/fd/N` of the in-root path, valid inside the with-block."""
+    fd = open_in_root(root_fd, path)
+    try:
+        yield fd_path(fd)
+    finally:
+        os.close(fd)
+
+
+def open_in_root(root_fd: int, path: str, flags: int = O_PATH) -> int:
+    """Open `path` as seen from inside the root (raises FileNotFoundError etc.)."""
+    return native.openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, 0, _RESOLVE)
+
+
+def make_in_root(root_fd: int, path: str, kind: str = "dir", mode: int = 0o755) -> int:
+    """Create every missing component of `path` inside the root (the last one
+    as a directory or an empty regular file) and return an O_PATH fd to it.
+    An existing last component is accepted whatever its type; callers check."""
+    parts = _parts(path)
+    parent = os.dup(root_fd)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            sub = "/".join(parts[: i + 1])
+            try:
+                fd = open_in_root(root_fd, sub)
+            except FileNotFoundError:
+                _create(parent, name, "file" if last and kind == "file" else "dir", mode)
+                fd = open_in_root(root_fd, sub)
+            os.close(parent)
+            parent = fd
+        return os.dup(parent) if not parts else parent
+    except BaseException:
+        os.close(parent)
+        raise
+
+
+def _create(parent_fd: int, name: str, kind: str, mode: int) -> None:
+    if name == "..":
+        return  # clamped to the root by RESOLVE_IN_ROOT; nothing to create
+    try:
+        if kind == "dir":
+            os.mkdir(name, mode, dir_fd=parent_fd)
+        else:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=parent_fd))
+    except FileExistsError:
+        # a dangling symlink: its target would be created outside our control
+        raise OSError(40, f"{name} is a dangling symlink") from None
+
+
+def is_dir_fd(fd: int) -> bool:
+    return stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def parent_and_name(root_fd: int, path: str, create_parent: bool = True) -> tuple[int, str]:
+    """An O_PATH fd of the (in-root) parent directory of `path`, and the last name."""
+    parts = _parts(path)
+    if not parts:
+        raise OSError(22, "the root itself has no parent")
+    parent_path = "/".join(parts[:-1])
+    fd = make_in_root(root_fd, parent_path) if create_parent else open_in_root(root_fd, parent_path)
+    return fd, parts[-1]

@@ -1,0 +1,379 @@
+"""linux.seccomp: validate and compile (pre-fork) into a libseccomp filter.
+
+Mirrors runc's specconv.SetupSeccomp + libcontainer/seccomp/seccomp_linux.go:
+  * no defaultAction and no syscalls -> seccomp disabled (None);
+  * flags absent -> SECCOMP_FILTER_FLAG_SPEC_ALLOW if the kernel/libseccomp allow it;
+  * SCMP_ACT_KILL is KILL_THREAD; ERRNO/TRACE default to EPERM;
+  * a rule whose action equals the default action is skipped;
+  * syscall names libseccomp does not know are ignored (debug log);
+  * several conditions on the same argument index become one rule per condition;
+  * more than 32 syscalls -> binary tree optimization; NO_NEW_PRIVS attr off.
+Stricter than runc (the runtime-spec says MUST): errnoRet on an action that
+does not take an errno is an error.
+
+The filter context is built in the runtime before fork and survives it; the
+init hands `plan.filter` to `native.exec_tail` (loaded right before execve) or,
+without noNewPrivileges, calls `plan.load()` before dropping capabilities.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from dataclasses import dataclass, field
+
+from pyrunc import native
+from pyrunc.errors import ConfigError, ContainerStartError, NotSupportedError
+
+log = logging.getLogger(__name__)
+
+# seccomp.h actions
+SCMP_ACT_KILL_PROCESS = 0x80000000
+SCMP_ACT_KILL_THREAD = 0x00000000
+SCMP_ACT_TRAP = 0x00030000
+SCMP_ACT_NOTIFY = 0x7FC00000
+SCMP_ACT_ERRNO_BASE = 0x00050000
+SCMP_ACT_TRACE_BASE = 0x7FF00000
+SCMP_ACT_LOG = 0x7FFC0000
+SCMP_ACT_ALLOW = 0x7FFF0000
+
+
+def SCMP_ACT_ERRNO(x: int) -> int:  # noqa: N802 - libseccomp's name
+    return SCMP_ACT_ERRNO_BASE | (x & 0xFFFF)
+
+
+def SCMP_ACT_TRACE(x: int) -> int:  # noqa: N802
+    return SCMP_ACT_TRACE_BASE | (x & 0xFFFF)
+
+
+# filter attributes (enum scmp_filter_attr)
+SCMP_FLTATR_CTL_NNP = 3
+SCMP_FLTATR_CTL_TSYNC = 4
+SCMP_FLTATR_CTL_LOG = 6
+SCMP_FLTATR_CTL_SSB = 7
+SCMP_FLTATR_CTL_OPTIMIZE = 8
+SCMP_FLTATR_API_SYSRAWRC = 9  # libseccomp >= 2.5: report the kernel's errno, not ECANCELED
+
+ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+           "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
+_ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+
+OPERATORS = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
+
+# runtime-spec name -> libseccomp name
+ARCHITECTURES = {
+    "SCMP_ARCH_X86": "x86",
+    "SCMP_ARCH_X86_64": "x86_64",
+    "SCMP_ARCH_X32": "x32",
+    "SCMP_ARCH_ARM": "arm",
+    "SCMP_ARCH_AARCH64": "aarch64",
+    "SCMP_ARCH_MIPS": "mips",
+    "SCMP_ARCH_MIPS64": "mips64",
+    "SCMP_ARCH_MIPS64N32": "mips64n32",
+    "SCMP_ARCH_MIPSEL": "mipsel",
+    "SCMP_ARCH_MIPSEL64": "mipsel64",
+    "SCMP_ARCH_MIPSEL64N32": "mipsel64n32",
+    "SCMP_ARCH_PPC": "ppc",
+    "SCMP_ARCH_PPC64": "ppc64",
+    "SCMP_ARCH_PPC64LE": "ppc64le",
+    "SCMP_ARCH_S390": "s390",
+    "SCMP_ARCH_S390X": "s390x",
+    "SCMP_ARCH_PARISC": "parisc",
+    "SCMP_ARCH_PARISC64": "parisc64",
+    "SCMP_ARCH_RISCV64": "riscv64",
+    "SCMP_ARCH_LOONGARCH64": "loongarch64",
+}
+
+FLAG_TSYNC = "SECCOMP_FILTER_FLAG_TSYNC"
+FLAG_LOG = "SECCOMP_FILTER_FLAG_LOG"
+FLAG_SPEC_ALLOW = "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+FLAG_WAIT_KILLABLE_RECV = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+# flag -> (filter attribute, minimum libseccomp API level)
+_FLAG_ATTRS = {
+    FLAG_TSYNC: (SCMP_FLTATR_CTL_TSYNC, 2),
+    FLAG_LOG: (SCMP_FLTATR_CTL_LOG, 3),
+    FLAG_SPEC_ALLOW: (SCMP_FLTATR_CTL_SSB, 4),
+}
+FLAGS = (FLAG_TSYNC, FLAG_LOG, FLAG_SPEC_ALLOW, FLAG_WAIT_KILLABLE_RECV)
+
+_ARG_MAX = 6
+_OPTIMIZE_ABOVE = 32
+
+
+@dataclass(frozen=True)
+class SeccompRule:
+    """One libseccomp rule as added to the filter (for inspection and tests)."""
+    syscall: str
+    nr: int
+    action: int
+    args: tuple[tuple[int, int, int, int], ...]  # (index, op, value, valueTwo)
+    where: str
+
+
+@dataclass
+class SeccompPlan:
+    filter: native.SeccompFilter
+    default_action: int
+    rules: list[SeccompRule] = field(default_factory=list)
+    ignored_syscalls: list[str] = field(default_factory=list)
+    flags: tuple[str, ...] = ()
+
+    @property
+    def handle(self):
+        """The libseccomp context, so a plan can stand in for its filter in
+        native.exec_tail(fifo_fd, plan_or_filter, ...)."""
+        return self.filter.handle
+
+    def load(self) -> None:
+        """Load the filter into the calling thread (needs NO_NEW_PRIVS or CAP_SYS_ADMIN)."""
+        try:
+            self.filter.load()
+        except OSError as e:
+            hint = ""
+            if e.errno == errno.EACCES:
+                hint = " (needs noNewPrivileges or CAP_SYS_ADMIN)"
+            raise ContainerStartError(f"error loading seccomp filter into kernel: "
+                                      f"{os.strerror(e.errno)}{hint}", "linux.seccomp") from e
+
+
+def _uint(value, where: str, maximum: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{what} must be an unsigned integer, got {value!r}", where)
+    if not 0 <= value <= maximum:
+        raise ConfigError(f"{what} {value} is out of range (0..{maximum})", where)
+    return value
+
+
+def _action(name, errno_ret, where: str, errno_where: str) -> int:
+    if not isinstance(name, str) or name not in ACTIONS:
+        raise ConfigError(f"invalid seccomp action {name!r}", where)
+    if errno_ret is not None:
+        if name not in _ERRNO_ACTIONS:
+            raise ConfigError(f"{name} does not take an errno return code", errno_where)
+        errno_ret = _uint(errno_ret, errno_where, 0xFFFF, "errno return code")
+    else:
+        errno_ret = errno.EPERM
+    if name == "SCMP_ACT_ERRNO":
+        return SCMP_ACT_ERRNO(errno_ret)
+    if name == "SCMP_ACT_TRACE":
+        return SCMP_ACT_TRACE(errno_ret)
+    return {
+        "SCMP_ACT_KILL": SCMP_ACT_KILL_THREAD,
+        "SCMP_ACT_KILL_THREAD": SCMP_ACT_KILL_THREAD,
+        "SCMP_ACT_KILL_PROCESS": SCMP_ACT_KILL_PROCESS,
+        "SCMP_ACT_TRAP": SCMP_ACT_TRAP,
+        "SCMP_ACT_ALLOW": SCMP_ACT_ALLOW,
+        "SCMP_ACT_LOG": SCMP_ACT_LOG,
+        "SCMP_ACT_NOTIFY": SCMP_ACT_NOTIFY,
+    }[name]
+
+
+def _list(value, where: str, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{what} must be a list, got {type(value).__name__}", where)
+    return value
+
+
+def _parse_arg(arg, where: str) -> tuple[int, int, int, int]:
+    if not isinstance(arg, dict):
+        raise ConfigError(f"must be an object, got {type(arg).__name__}", where)
+    if "index" not in arg:
+        raise ConfigError("index is required", f"{where}.index")
+    index = _uint(arg["index"], f"{where}.index", _ARG_MAX - 1, "argument index")
+    if "value" not in arg:
+        raise ConfigError("value is required", f"{where}.value")
+    value = _uint(arg["value"], f"{where}.value", 2**64 - 1, "value")
+    value2 = _uint(arg.get("valueTwo", 0), f"{where}.valueTwo", 2**64 - 1, "valueTwo")
+    op = arg.get("op")
+    if op not in OPERATORS:
+        raise ConfigError(f"invalid seccomp operator {op!r}", f"{where}.op")
+    return index, OPERATORS[op], value, value2
+
+
+def _libseccomp_error(e: OSError, what: str, where: str) -> ConfigError:
+    return ConfigError(f"{what}: libseccomp {native.seccomp_version()} refused it: "
+                       f"{os.strerror(e.errno)}", where)
+
+
+def compile_seccomp(seccomp: dict | None, where: str = "linux.seccomp") -> SeccompPlan | None:
+    """Validate linux.seccomp and build the libseccomp filter (not loaded)."""
+    if seccomp is None:
+        return None
+    if not isinstance(seccomp, dict):
+        raise ConfigError(f"must be an object, got {type(seccomp).__name__}", where)
+    syscalls = _list(seccomp.get("syscalls"), f"{where}.syscalls", "syscalls")
+    default_name = seccomp.get("defaultAction")
+    if not default_name and not syscalls:
+        return None  # runc: no default action and no syscalls -> seccomp disabled
+
+    if default_name == "SCMP_ACT_NOTIFY":
+        raise ConfigError("SCMP_ACT_NOTIFY cannot be used as default action",
+                          f"{where}.defaultAction")
+    default = _action(default_name, seccomp.get("defaultErrnoRet"),
+                      f"{where}.defaultAction", f"{where}.defaultErrnoRet")
+
+    # validate everything that needs no libseccomp first
+    archs = []
+    for i, arch in enumerate(_list(seccomp.get("architectures"), f"{where}.architectures",
+                                   "architectures")):
+        w = f"{where}.architectures[{i}]"
+        if not isinstance(arch, str) or arch not in ARCHITECTURES:
+            raise ConfigError(f"invalid seccomp architecture {arch!r}", w)
+        token = native.seccomp_arch_token(ARCHITECTURES[arch])
+        if not token:
+            raise NotSupportedError(w, f"seccomp architecture {arch} (unknown to libseccomp "
+                                       f"{native.seccomp_version()})")
+        archs.append((token, arch, w))
+
+    raw_flags = seccomp.get("flags")
+    flags = []
+    if raw_flags is not None:
+        for i, flag in enumerate(_list(raw_flags, f"{where}.flags", "flags")):
+            w = f"{where}.flags[{i}]"
+            if not isinstance(flag, str) or flag not in FLAGS:
+                raise ConfigError(f"unknown seccomp flag {flag!r}", w)
+            if flag not in _FLAG_ATTRS or native.seccomp_api_level() < _FLAG_ATTRS[flag][1]:
+                raise NotSupportedError(w, f"seccomp flag {flag} (with libseccomp "
+                                           f"{native.seccomp_version()} and this kernel)")
+            flags.append((flag, w))
+
+    if seccomp.get("listenerPath") or seccomp.get("listenerMetadata"):
+        raise NotSupportedError(f"{where}.listenerPath", "seccomp user notification (listenerPath)")
+
+    calls = []  # (name, action, args, where)
+    for i, call in enumerate(syscalls):
+        w = f"{where}.syscalls[{i}]"
+        if not isinstance(call, dict):
+            raise ConfigError(f"must be an object, got {type(call).__name__}", w)
+        if "names" not in call:
+            raise ConfigError("names is required", f"{w}.names")
+        names = _list(call["names"], f"{w}.names", "names")
+        act_name = call.get("action")
+        if act_name == "SCMP_ACT_NOTIFY":
+            raise NotSupportedError(f"{w}.action", "SCMP_ACT_NOTIFY (seccomp user notification)")
+        action = _action(act_name, call.get("errnoRet"), f"{w}.action", f"{w}.errnoRet")
+        args = [_parse_arg(a, f"{w}.args[{k}]")
+                for k, a in enumerate(_list(call.get("args"), f"{w}.args", "args"))]
+        for j, name in enumerate(names):
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"invalid syscall name {name!r}", f"{w}.names[{j}]")
+            calls.append((name, action, args, f"{w}.names[{j}]"))
+
+    # build the filter
+    try:
+        filt = native.SeccompFilter(default)
+    except OSError as e:
+        raise _libseccomp_error(e, f"default action {default_name}", f"{where}.defaultAction") from e
+    plan = SeccompPlan(filt, default)
+    try:
+        filt.set_attr(SCMP_FLTATR_CTL_NNP, 0)
+    except OSError as e:
+        raise _libseccomp_error(e, "clearing the no_new_privs attribute", where) from e
+    try:
+        filt.set_attr(SCMP_FLTATR_API_SYSRAWRC, 1)
+    except OSError:
+        pass  # older libseccomp: load errors come back as ECANCELED
+    for token, arch, w in archs:
+        try:
+            filt.add_arch(token)
+        except OSError as e:
+            raise _libseccomp_error(e, f"adding architecture {arch}", w) from e
+    if raw_flags is None:
+        # runc's default: allow speculative store bypass when we can
+        if native.seccomp_api_level() >= _FLAG_ATTRS[FLAG_SPEC_ALLOW][1]:
+            try:
+                filt.set_attr(SCMP_FLTATR_CTL_SSB, 1)
+                flags_set = [FLAG_SPEC_ALLOW]
+            except OSError:
+                flags_set = []
+        else:
+            flags_set = []
+    else:
+        flags_set = []
+        for flag, w in flags:
+            try:
+                filt.set_attr(_FLAG_ATTRS[flag][0], 1)
+            except OSError as e:
+                raise _libseccomp_error(e, f"setting flag {flag}", w) from e
+            flags_set.append(flag)
+    plan.flags = tuple(flags_set)
+    if len(calls) > _OPTIMIZE_ABOVE:
+        try:
+            filt.set_attr(SCMP_FLTATR_CTL_OPTIMIZE, 2)
+        except OSError as e:
+            log.debug("seccomp binary tree optimization not available: %s", e)
+
+    for name, action, args, w in calls:
+        _add_call(plan, name, action, args, w)
+    return plan
+
+
+def _add_call(plan: SeccompPlan, name: str, action: int,
+              args: list[tuple[int, int, int, int]], where: str) -> None:
+    """runc's matchCall."""
+    if action == plan.default_action:
+        return  # redundant; libseccomp would refuse it
+    nr = native.seccomp_syscall_number(name)
+    if nr == -1:  # __NR_SCMP_ERROR: unknown to libseccomp -> ignored, like runc
+        log.debug("unknown seccomp syscall %r ignored", name)
+        plan.ignored_syscalls.append(name)
+        return
+    if not args:
+        groups = [()]
+    elif max(sum(1 for a in args if a[0] == idx) for idx in range(_ARG_MAX)) > 1:
+        # two conditions on the same argument: one rule per condition (runc's "old behavior")
+        groups = [(a,) for a in args]
+    else:
+        groups = [tuple(args)]
+    for cond in groups:
+        try:
+            plan.filter.add_rule(action, nr, list(cond))
+        except OSError as e:
+            raise _libseccomp_error(e, f"adding the rule for syscall {name}", where) from e
+        plan.rules.append(SeccompRule(name, nr, action, cond, where))
+
+
+# --- features -------------------------------------------------------------------
+
+def seccomp_supported() -> bool:
+    """The kernel has seccomp filters and libseccomp is usable."""
+    try:
+        with open("/proc/self/status") as f:
+            if not any(line.startswith("Seccomp:") for line in f):
+                return False
+    except OSError:
+        return False
+    try:
+        return native.seccomp_api_level() >= 1
+    except Exception:  # pragma: no cover - broken libseccomp
+        return False
+
+
+def supported_flags() -> list[str]:
+    """Known flags that this libseccomp + kernel can set."""
+    if not seccomp_supported():
+        return []
+    level = native.seccomp_api_level()
+    return [f for f in FLAGS if f in _FLAG_ATTRS and level >= _FLAG_ATTRS[f][1]]
+
+
+def known_actions() -> list[str]:
+    return sorted(ACTIONS)
+
+
+def known_operators() -> list[str]:
+    return sorted(OPERATORS)
+
+
+def known_architectures() -> list[str]:
+    return sorted(ARCHITECTURES)

@@ -1,0 +1,188 @@
+"""The state directory of a container and the liveness of its init.
+
+Layout: <root>/<id>/state.json (what create recorded), <root>/<id>/exec.fifo
+(exists while the container is `created`). A flock on the container
+directory serialises commands acting on the same container.
+"""
+import fcntl
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+_ID_RE = re.compile(r"[A-Za-z0-9_+.-]+\Z")
+
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+
+
+def default_root() -> str:
+    """runc's rule: $XDG_RUNTIME_DIR/pyrunc for an unprivileged caller, else /run/pyrunc."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and (os.geteuid() != 0 or (_in_user_namespace() and os.environ.get("USER", "") != "root")):
+        return os.path.join(xdg, "pyrunc")
+    return "/run/pyrunc"
+
+
+def _in_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def check_id(container_id: str) -> None:
+    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+        raise InvalidContainerID(container_id)
+
+
+def now_rfc3339() -> str:
+    """UTC with nanoseconds, as Go's time.RFC3339Nano prints it."""
+    ns = time.time_ns()
+    secs, frac = divmod(ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return f"{stamp}.{frac:09d}".rstrip("0").rstrip(".") + "Z"
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot), None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # the command name may contain spaces and parentheses: split after the last ')'
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class ContainerState:
+    """What create recorded; persisted as state.json."""
+    id: str
+    bundle: str
+    rootfs: str
+    pid: int = 0
+    init_start_time: int = 0
+    created: str = ""
+    oci_version: str = ""
+    annotations: dict = field(default_factory=dict)
+    cgroup: dict | None = None
+    config: dict = field(default_factory=dict)
+    owner: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "bundle": self.bundle, "rootfs": self.rootfs, "pid": self.pid,
+            "init_start_time": self.init_start_time, "created": self.created,
+            "oci_version": self.oci_version, "annotations": self.annotations,
+            "cgroup": self.cgroup, "config": self.config, "owner": self.owner,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ContainerState":
+        return cls(**data)
+
+    def init_alive(self) -> bool:
+        """True if the recorded init still exists (same pid *and* start time) and is not a zombie."""
+        return self.pid > 0 and process_start_time(self.pid) == self.init_start_time
+
+
+class StateDir:
+    """<root>/<id>: created by create, removed by delete."""
+
+    def __init__(self, root: str, container_id: str):
+        check_id(container_id)
+        self.root = root
+        self.id = container_id
+        self.path = os.path.join(root, container_id)
+        self._lock_fd = -1
+
+    @property
+    def fifo_path(self) -> str:
+        return os.path.join(self.path, EXEC_FIFO)
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def create(self) -> None:
+        """Make the directory (exclusively) and lock it."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(self.path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(self.id) from None
+        self.lock()
+
+    def lock(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def load(self) -> ContainerState:
+        try:
+            with open(os.path.join(self.path, STATE_FILE)) as f:
+                return ContainerState.from_json(json.load(f))
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        except (ValueError, TypeError) as e:
+            raise PyruncError(f"corrupt state for container {self.id}: {e}") from None
+
+    def save(self, state: ContainerState) -> None:
+        """Atomic replace, so a concurrent `state` never reads half a file."""
+        write_atomic(os.path.join(self.path, STATE_FILE),
+                     json.dumps(state.to_json(), separators=(",", ":")))
+
+    def remove(self) -> None:
+        for name in (STATE_FILE, EXEC_FIFO):
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except FileNotFoundError:
+                pass
+        for name in os.listdir(self.path) if os.path.isdir(self.path) else ():
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+        self.unlock()
+
+    def fifo_exists(self) -> bool:
+        return os.path.exists(self.fifo_path)
+
+
+def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
+    """Write a temporary sibling and rename it over `path`."""
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+    except FileNotFoundError:
+        return []

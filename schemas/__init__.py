@@ -1,0 +1,1 @@
+"""Package data: the OCI runtime-spec v1.3 JSON schemas (see pyrunc.spec.validate)."""
