@@ -32,6 +32,7 @@ long pyrunc_mount_setattr(int dirfd, const char *path, unsigned flags,
                           uint64_t propagation, uint64_t userns_fd);
 long pyrunc_capget(int pid, uint64_t out[3]);
 long pyrunc_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
+long pyrunc_wait_for_start(int fifo_fd);
 long pyrunc_exec_tail(int fifo_fd, void *seccomp_ctx, const char *path,
                       char *const argv[], char *const envp[], int *stage);
 

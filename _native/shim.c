@@ -133,7 +133,7 @@ static void reset_signals(void)
 
 /* Block until `pyrunc start` opens the exec FIFO for reading: reopen the
  * O_PATH fd write-only through /proc, which blocks until a reader exists. */
-static long wait_for_start(int fifo_fd)
+long pyrunc_wait_for_start(int fifo_fd)
 {
     struct sigaction sa;
     sigset_t none;
@@ -170,7 +170,7 @@ long pyrunc_exec_tail(int fifo_fd, void *seccomp_ctx, const char *path,
 {
     long r;
     *stage = 1;
-    if (fifo_fd >= 0 && (r = wait_for_start(fifo_fd)) < 0)
+    if (fifo_fd >= 0 && (r = pyrunc_wait_for_start(fifo_fd)) < 0)
         return r;
     reset_signals();
     *stage = 2;

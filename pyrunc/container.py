@@ -164,6 +164,9 @@ class Container:
         if cgroup is not None:
             cgroup.kill_all(signal.SIGKILL)
             cgroup.destroy()
+        if self.state.host_mounts_baseline is not None:
+            from pyrunc.rootfs.hostmounts import unmount_new
+            unmount_new(self.state.rootfs, self.state.host_mounts_baseline)
         self._run_hooks_warn("poststop")
         self._dir.remove()
 

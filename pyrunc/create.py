@@ -13,6 +13,7 @@ from pyrunc.errors import NotSupportedError
 from pyrunc.hooks import run_hooks
 from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
+from pyrunc.rootfs import hostmounts
 from pyrunc.rootfs.cgroupfs import CgroupMounter
 from pyrunc.spec.validate import validate_config
 
@@ -46,6 +47,8 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         oci_version=config.get("ociVersion", OCI_VERSION),
         annotations=dict(config.get("annotations") or {}), config=config,
         owner="" if os.geteuid() == 0 else str(os.geteuid()))
+    if not plan.rootfs.private_mount_ns:
+        state.host_mounts_baseline = [i for i, _ in hostmounts.mounts_under(state.rootfs)]
     try:
         os.mkfifo(state_dir.fifo_path, 0o622)
         os.chmod(state_dir.fifo_path, 0o622)  # mkfifo honours the umask
@@ -73,6 +76,8 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             st.write_atomic(os.path.abspath(pid_file), str(state.pid))
     except BaseException:
         init.kill()
+        if state.host_mounts_baseline is not None:
+            hostmounts.unmount_new(state.rootfs, state.host_mounts_baseline)
         cgroup.destroy()
         state_dir.remove()
         raise

@@ -226,6 +226,11 @@ def seccomp_api_level() -> int:
 EXEC_STAGES = {1: "waiting for start", 2: "loading seccomp filter", 3: "exec"}
 
 
+def wait_for_start(fifo_fd: int) -> None:
+    """Block until `start` opens the exec FIFO (dying on the usual stop signals meanwhile)."""
+    _check(lib.pyrunc_wait_for_start(fifo_fd), "waiting for start")
+
+
 def exec_tail(fifo_fd: int, seccomp: SeccompFilter | None, path: str,
               argv: list[str], env: list[str]) -> OSError:
     """Wait on the exec FIFO (if fifo_fd >= 0), reset signals, load a late

@@ -77,6 +77,9 @@ class ContainerState:
     cgroup: dict | None = None
     config: dict = field(default_factory=dict)
     owner: str = ""
+    # set when the container shares the host's mount namespace: the mounts below
+    # the rootfs that existed before create (the others are the container's)
+    host_mounts_baseline: list | None = None
 
     def to_json(self) -> dict:
         return {
@@ -84,6 +87,7 @@ class ContainerState:
             "init_start_time": self.init_start_time, "created": self.created,
             "oci_version": self.oci_version, "annotations": self.annotations,
             "cgroup": self.cgroup, "config": self.config, "owner": self.owner,
+            "host_mounts_baseline": self.host_mounts_baseline,
         }
 
     @classmethod

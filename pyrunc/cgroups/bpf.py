@@ -130,25 +130,24 @@ def load_program(program: bytes, path: str) -> int:
     """BPF_PROG_LOAD a cgroup device program; returns its fd. On failure retry
     with the verifier log so the error says why."""
     from pyrunc import native
-    insns, keep_i = native.address_of(program)
-    lic, keep_l = native.address_of(LICENSE)
-    log = bytearray(0)
-    for log_size in (0, 65536):
+    insns, _keep_insns = native.address_of(program)
+    lic, _keep_license = native.address_of(LICENSE)
+    log = bytearray(65536)
+    log_addr, _keep_log = native.address_of(log)
+    err: OSError | None = None
+    for log_level in (0, 1):        # the log only on a retry: it costs verifier time
         attr = bytearray(ATTR_SIZE)
-        log = bytearray(log_size)
-        log_addr, keep_log = native.address_of(log) if log_size else (0, None)
         struct.pack_into("<IIQQIIQII16s", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE,
-                         len(program) // 8, insns, lic, 1 if log_size else 0, log_size,
-                         log_addr, 0, 0, PROG_NAME)
+                         len(program) // 8, insns, lic, log_level,
+                         len(log) if log_level else 0, log_addr if log_level else 0,
+                         0, 0, PROG_NAME)
         try:
             return native.bpf(BPF_PROG_LOAD, attr)
         except OSError as e:
             err = e
             if e.errno in (errno.EPERM, errno.ENOSYS):
                 break
-        finally:
-            del keep_log
-    del keep_i, keep_l
+    assert err is not None
     detail = log.split(b"\0", 1)[0].decode(errors="replace").strip().splitlines()
     tail = f" ({detail[-1]})" if detail else ""
     raise CgroupError(f"cannot load the device eBPF program for cgroup {path}: "
@@ -183,6 +182,7 @@ def attach_device_filter(path: str, rules: list[Rule]) -> None:
     """Load the program for rules, attach it to the cgroup at path (multi mode),
     then detach the device programs that were there before (ours from an
     earlier call). Program fds are closed: the attachment keeps it alive."""
+    from pyrunc import native
     program = build_program(rules)
     try:
         dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -202,7 +202,6 @@ def attach_device_filter(path: str, rules: list[Rule]) -> None:
             attr = bytearray(ATTR_SIZE)
             struct.pack_into("<I", attr, 0, prog_id)
             try:
-                from pyrunc import native
                 old_fd = native.bpf(BPF_PROG_GET_FD_BY_ID, attr)
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.EPERM, errno.EACCES):

@@ -125,6 +125,14 @@ def parse_rules(devices, where: str = "linux.resources.devices") -> list[Rule]:
     return rules
 
 
+def _covers(wide: int, narrow: int) -> bool:
+    return wide == WILDCARD or wide == narrow
+
+
+def _overlap(a: int, b: int) -> bool:
+    return a == WILDCARD or b == WILDCARD or a == b
+
+
 class Emulator:
     """What a device cgroup allows: a default plus exceptions {(type, major, minor): perms}."""
 
@@ -171,16 +179,20 @@ class Emulator:
             # an exception to the default: merge
             self.rules[key] = self.rules.get(key, 0) | bits
             return
-        # same as the default: remove from an exception -- which v1 only does
-        # for the exact same (type, major, minor), so refuse a partial overlap
-        # with a wildcard exception rather than silently not enforcing it.
-        for partial in ((rule.type, WILDCARD, rule.minor), (rule.type, rule.major, WILDCARD),
-                        (rule.type, WILDCARD, WILDCARD)):
-            if partial != key and self.rules.get(partial, 0) & bits:
-                wide = Rule(not rule.allow, *partial, perms_to_str(self.rules[partial]))
+        # Same action as the default: remove from exceptions. An exception it
+        # only partly overlaps (a wider one like "c 1:*" for "c 1:3", or an
+        # incomparable one like "c 1:*" for "c *:3") would need a hole the
+        # kernel's exception list cannot express: refuse it rather than not
+        # enforce it (runc checks only the wider forms and the v1 kernel
+        # silently ignores the rule).
+        for other, other_bits in self.rules.items():
+            if (other[0] == rule.type and other_bits & bits
+                    and _overlap(rule.major, other[1]) and _overlap(rule.minor, other[2])
+                    and not (_covers(rule.major, other[1]) and _covers(rule.minor, other[2]))):
+                wide = Rule(not rule.allow, *other, perms_to_str(other_bits))
                 raise ValueError(
                     f"cannot {'allow' if rule.allow else 'deny'} {rule.cgroup_string()}: it "
-                    f"punches a hole in the earlier wildcard rule "
+                    f"punches a hole in the earlier wider rule "
                     f"{'allow' if wide.allow else 'deny'} {wide.cgroup_string()}")
         # Remove the bits from the exception itself and from every narrower one
         # it covers (runc's emulator, like the v1 kernel, only touches the exact

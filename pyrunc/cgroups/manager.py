@@ -234,36 +234,66 @@ class CgroupManager:
             except CgroupError:
                 return "frozen"
 
+    def freeze(self) -> None:
+        """Freeze every task (pause); waits up to ~1 s for the kernel to finish."""
+        if not self._set_frozen(True):
+            raise CgroupError(f"cannot freeze: no freezer cgroup for {self.path}")
+
+    def thaw(self) -> None:
+        """Thaw (resume); a no-op when there is no freezer or the cgroup is gone."""
+        try:
+            self._set_frozen(False)
+        except CgroupError as e:
+            if not (isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.ENOENT):
+                raise
+
     def _set_frozen(self, frozen: bool) -> bool:
-        """Freeze/thaw; False if this cgroup has no freezer."""
+        """False if this cgroup has no freezer."""
         if self.version == "v2":
-            write_file(self.paths[""], "cgroup.freeze", "1" if frozen else "0")
+            path, file, value = self.paths[""], "cgroup.freeze", "1" if frozen else "0"
+        else:
+            path = self.paths.get("freezer")
+            if not path:
+                return False
+            file, value = "freezer.state", "FROZEN" if frozen else "THAWED"
+        write_file(path, file, value)
+        if not frozen:
             return True
-        path = self.paths.get("freezer")
-        if not path:
-            return False
-        write_file(path, "freezer.state", "FROZEN" if frozen else "THAWED")
-        if frozen:
-            deadline = time.monotonic() + FREEZE_WAIT
-            while read_file(path, "freezer.state").strip() == "FREEZING" \
-                    and time.monotonic() < deadline:
-                time.sleep(0.001)
+        deadline = time.monotonic() + FREEZE_WAIT
+        while not self._settled_frozen(path):
+            if time.monotonic() >= deadline:
+                write_file(path, file, "0" if self.version == "v2" else "THAWED")
+                raise CgroupError(f"cannot freeze cgroup {path}: still freezing after "
+                                  f"{FREEZE_WAIT:g} s")
+            time.sleep(0.001)
         return True
+
+    def _settled_frozen(self, path: str) -> bool:
+        if self.version == "v1":
+            return read_file(path, "freezer.state").strip() == "FROZEN"
+        for line in read_file(path, "cgroup.events").splitlines():
+            if line.startswith("frozen "):
+                return line.split()[1] == "1"
+        return True     # no "frozen" key: the kernel cannot tell us; trust cgroup.freeze
 
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
         """Send sig to every process in the cgroup tree (runc's signalAllProcesses):
         cgroup.kill for SIGKILL where the kernel has it, else freeze, signal each
-        pid, and thaw again (unless it was frozen already)."""
+        pid, and thaw again -- unless it was frozen before (a paused container
+        stays paused), except for SIGKILL, after which it is thawed so the
+        tasks can die. A missing cgroup is a no-op."""
+        was_frozen = self.freeze_state() == "frozen"
         unified = self.paths.get("" if self.version == "v2" else "unified")
         if sig == signal.SIGKILL and unified:
             try:
                 write_file(unified, "cgroup.kill", "1")
+                if was_frozen:
+                    self.thaw()
                 return
             except CgroupError as e:
                 if not (isinstance(e.__cause__, OSError)
                         and e.__cause__.errno in (errno.ENOENT, errno.EINVAL)):
                     raise
-        was_frozen = self.freeze_state() == "frozen"
         froze = False
         if not was_frozen:
             try:
@@ -277,9 +307,9 @@ class CgroupManager:
                 except ProcessLookupError:
                     pass
         finally:
-            if froze:
+            if froze or (was_frozen and sig == signal.SIGKILL):
                 try:
-                    self._set_frozen(False)
+                    self.thaw()
                 except CgroupError:
                     pass
 

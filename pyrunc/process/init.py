@@ -27,8 +27,14 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
     On failure, reports over `chan` and returns the exit code."""
     try:
         _setup(plan, chan)
+        if not plan.process.args:
+            # no `process` in the config: a container with nothing to run
+            # (runtime-tools' `start` expects create and start to succeed)
+            chan.send(sync.READY)
+            chan.close()
+            native.wait_for_start(plan.fifo_fd)
+            return 0
         path = _find_executable(plan.process.args[0], plan.process.env)
-        _close_inherited_fds(plan)
         chan.send(sync.READY)
         chan.close()
     except PyruncError as e:
@@ -57,9 +63,6 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         _new_session_keyring(plan.container_id)
     if plan.namespaces.has_new("network"):
         _loopback_up()
-    if plan.process.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(plan.process.oom_score_adj))
 
     rootfs.prepare(plan.rootfs)
     if plan.host_hooks_before_pivot:
@@ -76,6 +79,8 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
     rootfs.finalize(plan.rootfs)
     rlimits.apply_rlimits(plan.process.rlimits)
 
+    # before seccomp: a profile may well not allow close_range
+    _close_inherited_fds(plan)
     if plan.process.no_new_privileges:
         native.prctl(native.PR_SET_NO_NEW_PRIVS, 1)
     elif plan.seccomp is not None:
@@ -162,5 +167,13 @@ def _close_inherited_fds(plan: InitPlan) -> None:
             os.set_inheritable(fd, True)
         except OSError:
             pass
-    native.close_range(3 + plan.preserve_fds, flags=native.CLOSE_RANGE_CLOEXEC)
+    try:
+        native.close_range(3 + plan.preserve_fds, flags=native.CLOSE_RANGE_CLOEXEC)
+    except OSError:  # kernels before 5.11
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) >= 3 + plan.preserve_fds:
+                try:
+                    os.set_inheritable(int(name), False)
+                except OSError:
+                    pass
 

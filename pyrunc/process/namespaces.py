@@ -1,10 +1,10 @@
 """linux.namespaces: parse and check before fork, then join/unshare in the child."""
 import fcntl
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyrunc import native
-from pyrunc.errors import ConfigError, NotSupportedError
+from pyrunc.errors import ConfigError
 
 FLAGS = {
     "pid": native.CLONE_NEWPID,
@@ -25,6 +25,8 @@ JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
 class Namespaces:
     new: set            # types to unshare
     join: dict          # type -> path to setns into
+    uid_mappings: list = field(default_factory=list)   # [(container, host, size)]
+    gid_mappings: list = field(default_factory=list)
 
     def has_new(self, ns_type: str) -> bool:
         return ns_type in self.new
@@ -39,7 +41,7 @@ class Namespaces:
         return flags
 
 
-def parse_namespaces(entries: list | None) -> Namespaces:
+def parse_namespaces(entries: list | None, linux: dict | None = None) -> Namespaces:
     new, join = set(), {}
     for i, ns in enumerate(entries or []):
         where = f"linux.namespaces[{i}]"
@@ -49,8 +51,6 @@ def parse_namespaces(entries: list | None) -> Namespaces:
         if ns_type in new or ns_type in join:
             raise ConfigError(f"duplicate namespace type {ns_type!r}", f"{where}.type")
         path = ns.get("path")
-        if ns_type == "user":
-            raise NotSupportedError(where, "user namespaces")
         if ns_type == "time" and not os.path.exists("/proc/self/ns/time"):
             raise ConfigError("the kernel has no time namespaces", f"{where}.type")
         if path:
@@ -58,7 +58,40 @@ def parse_namespaces(entries: list | None) -> Namespaces:
             join[ns_type] = path
         else:
             new.add(ns_type)
-    return Namespaces(new, join)
+    linux = linux or {}
+    uid_maps = parse_mappings(linux.get("uidMappings"), "linux.uidMappings")
+    gid_maps = parse_mappings(linux.get("gidMappings"), "linux.gidMappings")
+    if "user" in new:
+        if not uid_maps or not gid_maps:
+            raise ConfigError("a new user namespace needs uidMappings and gidMappings",
+                              "linux.uidMappings" if not uid_maps else "linux.gidMappings")
+    elif uid_maps or gid_maps:
+        raise ConfigError("uid/gid mappings need a new user namespace",
+                          "linux.uidMappings" if uid_maps else "linux.gidMappings")
+    return Namespaces(new, join, uid_maps, gid_maps)
+
+
+def parse_mappings(entries: list | None, where: str) -> list[tuple[int, int, int]]:
+    """[(containerID, hostID, size)], checked for overlaps on either side."""
+    maps = []
+    for i, m in enumerate(entries or []):
+        c, h, n = m.get("containerID"), m.get("hostID"), m.get("size")
+        if not all(isinstance(v, int) and v >= 0 for v in (c, h, n)) or n == 0:
+            raise ConfigError("a mapping needs containerID, hostID and a size > 0", f"{where}[{i}]")
+        if c + n > 1 << 32 or h + n > 1 << 32:
+            raise ConfigError("mapping is out of the 32-bit id range", f"{where}[{i}]")
+        for j, (c2, h2, n2) in enumerate(maps):
+            if c < c2 + n2 and c2 < c + n or h < h2 + n2 and h2 < h + n:
+                raise ConfigError(f"mapping overlaps {where}[{j}]", f"{where}[{i}]")
+        maps.append((c, h, n))
+    return maps
+
+
+def write_id_maps(pid: int, namespaces: Namespaces) -> None:
+    """From the host, for a child that just unshared its user namespace."""
+    for name, maps in (("uid_map", namespaces.uid_mappings), ("gid_map", namespaces.gid_mappings)):
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write("".join(f"{c} {h} {n}\n" for c, h, n in maps))
 
 
 def check_namespace_path(path: str, ns_type: str, where: str) -> None:
@@ -78,10 +111,10 @@ def check_namespace_path(path: str, ns_type: str, where: str) -> None:
         raise ConfigError(f"{path} is a {got} namespace, not {ns_type}", where)
 
 
-def enter(namespaces: Namespaces) -> None:
-    """In the middle process: join the namespaces given by path, then unshare
-    the new ones. All paths are opened before any setns, because joining a
-    mount namespace changes what later paths resolve to."""
+def join_paths(namespaces: Namespaces) -> None:
+    """In the middle process: join the namespaces given by path. All paths
+    are opened before any setns, because joining a mount namespace changes
+    what later paths resolve to."""
     fds = []
     try:
         for ns_type in JOIN_ORDER:
@@ -96,6 +129,21 @@ def enter(namespaces: Namespaces) -> None:
     finally:
         for _, fd in fds:
             os.close(fd)
-    flags = namespaces.unshare_flags()
+
+
+def unshare_rest(namespaces: Namespaces) -> None:
+    """Every new namespace but the user one (made first, so it owns these)."""
+    flags = namespaces.unshare_flags() & ~native.CLONE_NEWUSER
     if flags:
         native.unshare(flags)
+
+
+def become_root_in_user_namespace() -> None:
+    """Once the host wrote our maps: act as the namespace's root, so files we
+    create are owned by a mapped id (the host's root is unmapped in here)."""
+    os.setresgid(0, 0, 0)
+    try:
+        os.setgroups([])
+    except PermissionError:
+        pass  # setgroups is denied in this namespace
+    os.setresuid(0, 0, 0)

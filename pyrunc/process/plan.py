@@ -13,8 +13,7 @@ from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
 
 # config fields pyrunc does not implement yet: refused, never silently ignored
 _UNSUPPORTED = {
-    "linux": ("intelRdt", "netDevices", "personality", "memoryPolicy", "uidMappings",
-              "gidMappings", "mountLabel"),
+    "linux": ("intelRdt", "netDevices", "personality", "memoryPolicy", "mountLabel"),
     "process": ("scheduler", "ioPriority", "execCPUAffinity"),
 }
 
@@ -72,9 +71,14 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
                no_new_keyring: bool = False, preserve_fds: int = 0) -> InitPlan:
     refuse_unsupported(config)
     linux = config.get("linux") or {}
-    ns = parse_namespaces(linux.get("namespaces"))
+    ns = parse_namespaces(linux.get("namespaces"), linux)
     if not ns.is_private("mount"):
-        raise ConfigError("a mount namespace is required", "linux.namespaces")
+        for key in ("maskedPaths", "readonlyPaths"):
+            if linux.get(key):
+                raise ConfigError("unable to restrict paths without a private mount namespace",
+                                  f"linux.{key}")
+        if (config.get("root") or {}).get("readonly"):
+            raise ConfigError("a read-only root needs a private mount namespace", "root.readonly")
     for key, ns_type in (("hostname", "uts"), ("domainname", "uts")):
         if config.get(key) and not ns.is_private(ns_type):
             raise ConfigError(f"setting the {key} needs a private UTS namespace", key)
@@ -98,6 +102,8 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         masked_paths=list(linux.get("maskedPaths") or []),
         readonly_paths=list(linux.get("readonlyPaths") or []),
         no_pivot=no_pivot,
+        private_mount_ns=ns.is_private("mount"),
+        bind_devices=ns.is_private("user"),
     )
     proc = config.get("process") or {}
     process = ProcessPlan(
@@ -113,7 +119,7 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         apparmor_profile=lsm.check_apparmor(proc.get("apparmorProfile")),
         selinux_label=lsm.check_selinux(proc.get("selinuxLabel")),
     )
-    if not process.args:
+    if "process" in config and not process.args:
         raise ConfigError("args must not be empty", "process.args")
     return InitPlan(
         container_id=container_id,

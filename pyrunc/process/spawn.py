@@ -49,6 +49,10 @@ class InitProcess:
             place_in_cgroup(middle)
             host.send(sync.GO)
             msg = self._recv("middle process")
+            if msg["type"] == sync.USERNS:
+                namespaces.write_id_maps(middle, self.plan.namespaces)
+                host.send(sync.USERNS_DONE)
+                msg = self._recv("middle process")
             if msg["type"] == sync.ERROR:
                 raise ContainerStartError(msg["message"], msg.get("where"))
             self.pid = msg["pid"]
@@ -123,8 +127,18 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel) -> int:
     # through /proc/<pid>/exe or /proc/<pid>/mem. execve resets it.
     native.prctl(native.PR_SET_DUMPABLE, 0)
     _close_fds_except({chan.fileno(), plan.fifo_fd, *plan.extra_fds}, plan.preserve_fds)
+    if plan.process.oom_score_adj is not None:
+        # here, not in init: lowering it needs privileges a user namespace lacks
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(plan.process.oom_score_adj))
     chan.expect(sync.GO)
-    namespaces.enter(plan.namespaces)
+    namespaces.join_paths(plan.namespaces)
+    if plan.namespaces.has_new("user"):
+        native.unshare(native.CLONE_NEWUSER)
+        chan.send(sync.USERNS)
+        chan.expect(sync.USERNS_DONE)
+        namespaces.become_root_in_user_namespace()
+    namespaces.unshare_rest(plan.namespaces)
     if plan.time_offsets:
         _write_time_offsets(plan.time_offsets)
     pid = os.fork()

@@ -8,6 +8,8 @@ import socket
 
 # message types
 GO = "go"                 # host -> middle: cgroups are in place, carry on
+USERNS = "userns"         # middle -> host: user namespace made, write its id maps
+USERNS_DONE = "userns-done"  # host -> middle
 PID = "pid"               # middle -> host: the init's pid
 HOOKS = "hooks"           # init -> host: rootfs is mounted, run prestart/createRuntime hooks
 HOOKS_DONE = "hooks-done"  # host -> init

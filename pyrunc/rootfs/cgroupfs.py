@@ -8,6 +8,7 @@ v2: a cgroup2 mount (with a cgroup namespace) or a bind of its directory.
 import os
 
 from pyrunc import native as n
+from pyrunc.mountinfo import read_mountinfo
 from pyrunc.rootfs import inroot
 from pyrunc.rootfs.mounts import Mount, bind_in_root
 
@@ -16,15 +17,8 @@ _DEFAULT_FLAGS = n.MS_NOEXEC | n.MS_NOSUID | n.MS_NODEV
 
 def host_cgroup_mounts() -> list[tuple[str, str, str]]:
     """(mount point, fstype, super options) of the host's cgroup hierarchies."""
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype, superopts = fields[sep + 1], fields[sep + 3]
-            if fstype in ("cgroup", "cgroup2"):
-                found.append((fields[4], fstype, superopts))
-    return found
+    return [(m.mountpoint, m.fstype, m.super_options) for m in read_mountinfo()
+            if m.fstype in ("cgroup", "cgroup2")]
 
 
 class CgroupMounter:

@@ -49,7 +49,10 @@ def parse_devices(entries: list | None) -> list[Device]:
     return [dev for dev in DEFAULT_DEVICES if dev.path not in paths] + devices
 
 
-def create_device(root_fd: int, dev: Device) -> None:
+def create_device(root_fd: int, dev: Device, bind: bool = False) -> None:
+    if bind:
+        _bind_host_device(root_fd, dev)
+        return
     parent, name = inroot.parent_and_name(root_fd, dev.path)
     try:
         try:
@@ -65,6 +68,14 @@ def create_device(root_fd: int, dev: Device) -> None:
         _own(parent, name, dev)
     finally:
         os.close(parent)
+
+
+def _bind_host_device(root_fd: int, dev: Device) -> None:
+    """What runc does in a user namespace: bind the host's node onto an empty file."""
+    from pyrunc import native
+    os.close(inroot.make_in_root(root_fd, dev.path, "file"))
+    with inroot.opened(root_fd, dev.path) as target:
+        native.mount(dev.path, target, None, native.MS_BIND)
 
 
 def _own(parent: int, name: str, dev: Device) -> None:

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from pyrunc import native as n
+from pyrunc.mountinfo import read_mountinfo
 from pyrunc.rootfs import inroot
 from pyrunc.rootfs.devices import Device, create_device, setup_dev_symlinks
 from pyrunc.rootfs.mounts import PROPAGATION, Mount, mount_into_root, remount
@@ -25,6 +26,8 @@ class RootfsPlan:
     masked_paths: list[str] = field(default_factory=list)
     readonly_paths: list[str] = field(default_factory=list)
     no_pivot: bool = False
+    private_mount_ns: bool = True     # False: mounts land in the host's namespace (chroot)
+    bind_devices: bool = False        # in a user namespace mknod is refused: bind the host's
     cgroup_mounter: object = None     # callable(root_fd, Mount) for type cgroup mounts
 
 
@@ -37,10 +40,11 @@ def parse_propagation(value: str | None) -> int:
 
 
 def prepare(plan: RootfsPlan) -> None:
-    # Never let our mounts propagate to the host: rslave by default.
-    n.mount(None, "/", None, plan.propagation or (n.MS_SLAVE | n.MS_REC))
-    _make_parent_mount_private(plan.rootfs)
-    n.mount(plan.rootfs, plan.rootfs, None, n.MS_BIND | n.MS_REC)
+    if plan.private_mount_ns:
+        # Never let our mounts propagate to the host: rslave by default.
+        n.mount(None, "/", None, plan.propagation or (n.MS_SLAVE | n.MS_REC))
+        _make_parent_mount_private(plan.rootfs)
+        n.mount(plan.rootfs, plan.rootfs, None, n.MS_BIND | n.MS_REC)
     root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for m in plan.mounts:
@@ -55,7 +59,7 @@ def prepare(plan: RootfsPlan) -> None:
             try:
                 for i, dev in enumerate(plan.devices):
                     try:
-                        create_device(root_fd, dev)
+                        create_device(root_fd, dev, plan.bind_devices)
                     except OSError as e:
                         raise ConfigError(f"creating device {dev.path}: {os.strerror(e.errno)}",
                                           "linux.devices") from None
@@ -74,17 +78,18 @@ def _make_parent_mount_private(path: str) -> None:
 
 def _mountpoint_of(path: str) -> str:
     best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
-                best = mp
+    for m in read_mountinfo():
+        mp = m.mountpoint
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+            best = mp
     return best
 
 
 def enter(plan: RootfsPlan) -> None:
     os.chdir(plan.rootfs)
-    if plan.no_pivot:
+    if not plan.private_mount_ns:
+        os.chroot(".")  # pivot_root would swap the host's own root
+    elif plan.no_pivot:
         n.mount(plan.rootfs, "/", None, n.MS_MOVE)
         os.chroot(".")
     else:

@@ -1,4 +1,6 @@
 """cgroupsPath resolution, /proc parsing, version detection, state round trip."""
+import os
+
 import pytest
 
 from pyrunc.cgroups import CgroupManager, detect, resolve_path
@@ -170,3 +172,62 @@ def test_manager_init_real_host_paths():
 def test_manager_init_validates_before_anything():
     with pytest.raises(NotSupportedError):
         CgroupManager("/x", {"memory": {"limit": 1}}, "x", version="v2")
+
+
+# --- create/destroy bookkeeping on a plain directory tree (no cgroupfs needed) ----------
+
+def fake_v1(tmp_path, inner, names=("devices", "memory")):
+    paths = {n: str(tmp_path / n) + inner for n in names}
+    for n in names:
+        (tmp_path / n).mkdir(exist_ok=True)
+    return CgroupManager.from_dict({"version": "v1", "paths": paths, "created": []})
+
+
+def test_create_remembers_only_what_it_made(tmp_path):
+    (tmp_path / "memory" / "pre").mkdir(parents=True)
+    m = fake_v1(tmp_path, "/pre/a/b")
+    m.create()
+    assert m.created == [f"{tmp_path}/devices/pre", f"{tmp_path}/devices/pre/a",
+                         f"{tmp_path}/devices/pre/a/b",
+                         f"{tmp_path}/memory/pre/a", f"{tmp_path}/memory/pre/a/b"]
+    m2 = CgroupManager.from_dict(m.to_dict())
+    m2.destroy()
+    assert m2.created == []
+    assert not (tmp_path / "devices" / "pre").exists()
+    assert (tmp_path / "memory" / "pre").is_dir()           # pre-existing: kept
+    assert not (tmp_path / "memory" / "pre" / "a").exists()
+    m2.destroy()
+    m.destroy()                                             # stale copy: fine
+
+
+def test_create_rolls_back_on_failure(tmp_path):
+    # cpuset dirs must get cpuset.cpus/mems from the parent; a plain directory
+    # has none, so creating the cpuset one fails after others were made
+    m = fake_v1(tmp_path, "/x/y", names=("devices", "cpuset"))
+    with pytest.raises(CgroupError, match=f"{tmp_path}/cpuset/x/cpuset.cpus"):
+        m.create()
+    assert m.created == []
+    assert os.listdir(tmp_path / "devices") == [] and os.listdir(tmp_path / "cpuset") == []
+
+
+def test_best_effort_hierarchy_dropped(tmp_path):
+    m = fake_v1(tmp_path, "/x", names=("devices", "name=systemd"))
+    os.rmdir(tmp_path / "name=systemd")
+    (tmp_path / "name=systemd").write_text("not a directory")
+    m.create()
+    assert list(m.paths) == ["devices"]
+    m.destroy()
+
+
+def test_destroy_reports_failures_and_keeps_them(tmp_path, monkeypatch):
+    from pyrunc.cgroups import manager
+    monkeypatch.setattr(manager, "RMDIR_BUDGET", 0.05)
+    m = fake_v1(tmp_path, "/x")
+    m.create()
+    (tmp_path / "devices" / "x" / "file").write_text("")   # rmdir -> ENOTEMPTY
+    with pytest.raises(CgroupError, match=f"cannot remove cgroup {tmp_path}/devices/x: "):
+        m.destroy()
+    assert m.created == [f"{tmp_path}/devices/x"]
+    (tmp_path / "devices" / "x" / "file").unlink()
+    m.destroy()
+    assert m.created == []
