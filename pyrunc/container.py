@@ -175,12 +175,14 @@ class Container:
         hooks = self.state.config.get("hooks")
         if not hooks or not hooks.get(kind):
             return
-        from pyrunc.hooks import run_hooks
+        from pyrunc.hooks import run_hook
         from pyrunc import log
-        try:
-            run_hooks(hooks, kind, self.oci_state())
-        except PyruncError as e:
-            log.warning(str(e))
+        state = self.oci_state()
+        for i, hook in enumerate(hooks[kind]):
+            try:
+                run_hook(hook, state, f"hooks.{kind}[{i}]")
+            except PyruncError as e:
+                log.warning(str(e))
 
 
 def _signal_init(state: st.ContainerState, sig: int) -> None:

@@ -304,8 +304,11 @@ def test_kill_all_paused(top, child, sig):
         m.kill_all(sig)
         if sig == signal.SIGTERM:
             assert m.freeze_state() == "frozen"        # a paused container stays paused
-            time.sleep(0.05)
-            assert os.waitpid(kid.pid, os.WNOHANG) == (0, 0)
+            if m.version == "v1":
+                # v1 frozen tasks act on signals only once thawed (v2 ones do
+                # take fatal signals while frozen)
+                time.sleep(0.05)
+                assert os.waitpid(kid.pid, os.WNOHANG) == (0, 0)
             m.thaw()
         else:
             assert m.freeze_state() == "thawed"        # thawed so the tasks can die

@@ -1,0 +1,17 @@
+"""Shared by every test directory: where the pyrunc CLI under test lives."""
+import os
+import shutil
+
+import pytest
+
+DEFAULT_PYRUNC = "/opt/pyrunc-venv/bin/pyrunc"
+
+
+def find_pyrunc() -> str:
+    """$PYRUNC, else `pyrunc` on PATH, else the venv's script."""
+    return os.environ.get("PYRUNC") or shutil.which("pyrunc") or DEFAULT_PYRUNC
+
+
+@pytest.fixture(scope="session")
+def pyrunc_bin() -> str:
+    return find_pyrunc()
