@@ -13,7 +13,7 @@ from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
 
 # config fields pyrunc does not implement yet: refused, never silently ignored
 _UNSUPPORTED = {
-    "linux": ("intelRdt", "netDevices", "personality", "memoryPolicy", "mountLabel"),
+    "linux": ("intelRdt", "netDevices", "personality", "memoryPolicy"),
     "process": ("scheduler", "ioPriority", "execCPUAffinity"),
 }
 
@@ -67,6 +67,32 @@ def refuse_unsupported(config: dict) -> None:
         raise NotSupportedError("linux.seccomp.listenerPath")
 
 
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def check_sysctls(sysctl: dict, ns: Namespaces) -> dict:
+    """runc's rule: a sysctl may only be set in a namespace the container owns."""
+    for key in sysctl:
+        where = f"linux.sysctl.{key}"
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            needed = "ipc"
+        elif key.startswith("net."):
+            needed = "network"
+        elif key in ("kernel.domainname", "kernel.hostname"):
+            needed = "uts"
+        else:
+            raise ConfigError(f"sysctl {key!r} is not in a separate kernel namespace", where)
+        if not ns.is_private(needed):
+            raise ConfigError(f"sysctl {key!r} is not allowed in the host's {needed} namespace",
+                              where)
+        if key == "kernel.hostname":
+            raise ConfigError("use the hostname field rather than the kernel.hostname sysctl", where)
+        if not os.path.exists("/proc/sys/" + key.replace(".", "/")):
+            raise ConfigError(f"sysctl {key!r} does not exist on this kernel", where)
+    return dict(sysctl)
+
+
 def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool = False,
                no_new_keyring: bool = False, preserve_fds: int = 0) -> InitPlan:
     refuse_unsupported(config)
@@ -93,11 +119,17 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
     if not os.path.isdir(rootfs):
         raise ConfigError(f"rootfs {rootfs} is not a directory", "root.path")
 
+    mounts = [parse_mount(i, m, bundle) for i, m in enumerate(config.get("mounts") or [])]
+    mount_label = lsm.check_selinux(linux.get("mountLabel"), "linux.mountLabel")
+    if mount_label:
+        for m in mounts:
+            if not m.is_bind:  # labels of bind mounts come from their source
+                m.data = ",".join(filter(None, [m.data, f'context="{mount_label}"']))
     rootfs_plan = RootfsPlan(
         rootfs=rootfs,
         readonly=bool(root.get("readonly")),
         propagation=parse_propagation(linux.get("rootfsPropagation")),
-        mounts=[parse_mount(i, m, bundle) for i, m in enumerate(config.get("mounts") or [])],
+        mounts=mounts,
         devices=parse_devices(linux.get("devices")),
         masked_paths=list(linux.get("maskedPaths") or []),
         readonly_paths=list(linux.get("readonlyPaths") or []),
@@ -129,7 +161,7 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         seccomp=seccomp.compile_seccomp(linux.get("seccomp")),
         hostname=config.get("hostname"),
         domainname=config.get("domainname"),
-        sysctl=dict(linux.get("sysctl") or {}),
+        sysctl=check_sysctls(linux.get("sysctl") or {}, ns),
         time_offsets=dict(linux.get("timeOffsets") or {}),
         hooks=dict(config.get("hooks") or {}),
         preserve_fds=preserve_fds,
