@@ -208,6 +208,13 @@ def list_(ctx, fmt, quiet):
 
 
 @cli.command()
+def features():
+    """Print the runtime-spec features this pyrunc implements (JSON)."""
+    from pyrunc.features import features as features_doc
+    click.echo(json.dumps(features_doc(), indent=4))
+
+
+@cli.command()
 @click.option("-b", "--bundle", default=".")
 @click.option("--rootless", is_flag=True)
 def spec(bundle, rootless):

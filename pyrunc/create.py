@@ -65,11 +65,12 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         state.pid = init.spawn(place)
         state.init_start_time = st.process_start_time(state.pid) or 0
 
-        def host_hooks() -> None:
+        def host_hooks() -> dict:
             # runtime-tools expects prestart to see "created"; the spec has
             # createRuntime run while the container is still "creating"
             run_hooks(plan.hooks, "prestart", _oci_state(state, "created"))
             run_hooks(plan.hooks, "createRuntime", _oci_state(state, "creating"))
+            return _oci_state(state, "created")
 
         init.wait_ready(host_hooks)
         state_dir.save(state)

@@ -14,6 +14,7 @@ import struct
 
 from pyrunc import native
 from pyrunc.errors import ConfigError, ContainerStartError, PyruncError
+from pyrunc.hooks import run_hooks
 from pyrunc.process import sync
 from pyrunc.process.plan import InitPlan
 from pyrunc.rootfs import setup as rootfs
@@ -45,7 +46,17 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
         return 1
     # Past this point the host has returned from create: errors go to stderr.
     late_seccomp = plan.seccomp if plan.process.no_new_privileges else None
-    err = native.exec_tail(plan.fifo_fd, late_seccomp, path, plan.process.args, plan.process.env)
+    fifo_fd = plan.fifo_fd
+    if plan.hooks.get("startContainer"):
+        # after `start`, before the user's program, with the container's paths
+        try:
+            native.wait_for_start(fifo_fd)
+            run_hooks(plan.hooks, "startContainer", plan.hook_state)
+        except (PyruncError, OSError) as e:
+            os.write(2, f"pyrunc: startContainer hook failed: {e}\n".encode())
+            return 1
+        fifo_fd = -1
+    err = native.exec_tail(fifo_fd, late_seccomp, path, plan.process.args, plan.process.env)
     os.write(2, f"pyrunc: exec failed: {err.strerror}: {path}\n".encode())
     return 127
 
@@ -65,9 +76,11 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         _loopback_up()
 
     rootfs.prepare(plan.rootfs)
-    if plan.host_hooks_before_pivot:
+    if plan.needs_hooks_sync:
         chan.send(sync.HOOKS)
-        chan.expect(sync.HOOKS_DONE)
+        plan.hook_state = chan.expect(sync.HOOKS_DONE)["state"]
+        # in the container's namespaces, with the runtime's paths (before pivot)
+        run_hooks(plan.hooks, "createContainer", plan.hook_state)
     rootfs.enter(plan.rootfs)
 
     if plan.hostname is not None:

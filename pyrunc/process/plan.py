@@ -49,10 +49,14 @@ class InitPlan:
     preserve_fds: int = 0
     no_new_keyring: bool = False
     extra_fds: list = field(default_factory=list)   # fds init must keep (console socket…)
+    hook_state: dict = field(default_factory=dict)  # state JSON for init's own hooks
 
     @property
-    def host_hooks_before_pivot(self) -> bool:
-        return bool(self.hooks.get("prestart") or self.hooks.get("createRuntime"))
+    def needs_hooks_sync(self) -> bool:
+        """Init stops before pivot_root for the host's hooks, and learns the
+        state JSON its own (createContainer, startContainer) hooks get."""
+        return any(self.hooks.get(k) for k in
+                   ("prestart", "createRuntime", "createContainer", "startContainer"))
 
 
 def refuse_unsupported(config: dict) -> None:

@@ -61,14 +61,14 @@ class InitProcess:
         return self.pid
 
     def wait_ready(self, run_host_hooks) -> None:
-        """Serve init's requests until it is ready (or fails)."""
+        """Serve init's requests until it is ready (or fails). `run_host_hooks()`
+        runs prestart/createRuntime and returns the state JSON for init's hooks."""
         while True:
             msg = self._recv("container init")
             if msg["type"] == sync.READY:
                 return
             if msg["type"] == sync.HOOKS:
-                run_host_hooks()
-                self._chan.send(sync.HOOKS_DONE)
+                self._chan.send(sync.HOOKS_DONE, state=run_host_hooks())
             elif msg["type"] == sync.ERROR:
                 raise ContainerStartError(msg["message"], msg.get("where"))
 

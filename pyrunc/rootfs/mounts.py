@@ -47,6 +47,11 @@ _RECURSIVE = {
 # flags that bind mounts can only get through a remount
 _BIND_REMOUNT_MASK = (n.MS_RDONLY | n.MS_NOSUID | n.MS_NODEV | n.MS_NOEXEC | n.MS_NOATIME
                       | n.MS_NODIRATIME | n.MS_RELATIME | n.MS_STRICTATIME | n.MS_NOSYMFOLLOW)
+def mount_option_names() -> list[str]:
+    """Every option parse_mount understands (for `features`)."""
+    return list(_FLAGS) + list(PROPAGATION) + list(_RECURSIVE)
+
+
 @dataclass
 class Mount:
     """One config mount, parsed and checked before fork."""

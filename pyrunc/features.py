@@ -1,0 +1,44 @@
+"""`features`: what this pyrunc implements, as the runtime-spec features
+document (features.md). Callers generate configs from it, so it advertises
+only what works."""
+from pyrunc import __version__
+from pyrunc.hooks import KINDS
+from pyrunc.process.namespaces import FLAGS
+from pyrunc.rootfs import mounts
+from pyrunc.security import capabilities, lsm, seccomp
+
+OCI_VERSION_MIN = "1.0.0"
+OCI_VERSION_MAX = "1.3.0"
+
+
+def features() -> dict:
+    mount_options = sorted(set(mounts.mount_option_names()))
+    enabled = seccomp.seccomp_supported()
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION_MAX,
+        "hooks": list(KINDS),
+        "mountOptions": mount_options,
+        "linux": {
+            "namespaces": sorted(FLAGS),
+            "capabilities": capabilities.known_capabilities(),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                       "rdma": False},
+            "seccomp": {
+                "enabled": enabled,
+                "actions": seccomp.known_actions() if enabled else [],
+                "operators": seccomp.known_operators() if enabled else [],
+                "archs": seccomp.known_architectures() if enabled else [],
+                "knownFlags": list(seccomp.FLAGS),
+                "supportedFlags": seccomp.supported_flags(),
+            },
+            "apparmor": {"enabled": lsm.apparmor_enabled()},
+            "selinux": {"enabled": lsm.selinux_enabled()},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {
+            "org.opencontainers.runc.checkpoint.enabled": "false",
+            "io.github.pyrunc.version": __version__,
+        },
+    }
