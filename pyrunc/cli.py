@@ -227,6 +227,15 @@ def spec(bundle, rootless):
         json.dump(default_spec(rootless=rootless), f, indent="\t")
 
 
+def _register_more_commands() -> None:
+    """Commands kept in their own modules (cgroup-backed ones, exec…)."""
+    from pyrunc import cli_cgroups
+    cli_cgroups.register(cli)
+
+
+_register_more_commands()
+
+
 class _failure_prefix:
     """runc prefixes create/run failures with 'runc <cmd> failed: '."""
 

@@ -258,7 +258,9 @@ class Runtime:
         ids = set(self.ids)
         if os.path.isdir(self.root):
             ids.update(os.listdir(self.root))
+        import sys; t0=time.monotonic()
         for cid in sorted(ids):
+            print('del', cid, time.monotonic()-t0, file=sys.stderr)
             try:
                 self("delete", "--force", cid, timeout=20)
             except subprocess.TimeoutExpired:
@@ -267,6 +269,7 @@ class Runtime:
         deadline = time.monotonic() + 3
         while True:
             problems = find_leftovers(self.root, self.ids, paths, self.rootfs_roots())
+            print('chk', time.monotonic()-t0, problems, file=sys.stderr)
             if not problems or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
