@@ -17,8 +17,14 @@ _LONG_FLAGS = {
     "root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "criu", "version", "help",
     "bundle", "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds",
     "detach", "keep", "no-subreaper", "force", "all", "format", "quiet",
+    "process", "tty", "cwd", "env", "user", "additional-gids", "cap", "no-new-privs",
+    "apparmor", "process-label", "ignore-paused",
 }
 _GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
+# subcommand flags that take a value (so the value is not taken for the container id)
+_WITH_VALUE = {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds", "--format",
+               "-f", "--process", "-p", "--cwd", "--env", "-e", "--user", "-u",
+               "--additional-gids", "-g", "--cap", "-c", "--apparmor", "--process-label"}
 
 
 def normalise_argv(argv: list[str]) -> list[str]:
@@ -36,7 +42,7 @@ def normalise_argv(argv: list[str]) -> list[str]:
             if arg[1:].split("=", 1)[0] in _LONG_FLAGS:
                 arg = "-" + arg
         if arg.startswith("-"):
-            if not seen_command and arg in _GLOBAL_WITH_VALUE:
+            if arg in (_WITH_VALUE if seen_command else _GLOBAL_WITH_VALUE):
                 expect_value = True
             out.append(arg)
             continue
@@ -207,6 +213,49 @@ def list_(ctx, fmt, quiet):
         click.echo(format_table(items), nl=False)
 
 
+@cli.command(name="exec", context_settings={"allow_interspersed_args": False})
+@click.option("-p", "--process", "process_file", default=None, help="process.json to run")
+@click.option("-d", "--detach", is_flag=True)
+@click.option("--pid-file", default=None)
+@click.option("--console-socket", default=None)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("--cwd", default=None)
+@click.option("-e", "--env", multiple=True)
+@click.option("-u", "--user", default=None, help="uid[:gid]")
+@click.option("-g", "--additional-gids", multiple=True, type=int)
+@click.option("-c", "--cap", "caps", multiple=True)
+@click.option("--no-new-privs", is_flag=True)
+@click.option("--apparmor", default=None)
+@click.option("--process-label", default=None)
+@click.option("--preserve-fds", type=int, default=0)
+@click.option("--ignore-paused", is_flag=True)
+@click.argument("container_id")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx, process_file, detach, pid_file, console_socket, tty, cwd, env, user,
+          additional_gids, caps, no_new_privs, apparmor, process_label, preserve_fds,
+          ignore_paused, container_id, args):
+    """Run a process inside a running container."""
+    from pyrunc.exec import ExecError, exec_process, load_process_file, process_from_flags
+    try:
+        container = _load(ctx, container_id)
+        if process_file:
+            process = load_process_file(process_file)
+        else:
+            process = process_from_flags(
+                container.state.config, list(args), env=env, cwd=cwd, user=user,
+                additional_gids=additional_gids, caps=caps, no_new_privs=no_new_privs,
+                tty=tty, apparmor=apparmor, process_label=process_label)
+        code = exec_process(container, process, detach=detach, pid_file=pid_file,
+                            preserve_fds=preserve_fds, ignore_paused=ignore_paused,
+                            console_socket=console_socket)
+    except ExecError:
+        raise
+    except PyruncError as e:
+        raise ExecError(str(e)) from None
+    ctx.exit(code)
+
+
 @cli.command()
 def features():
     """Print the runtime-spec features this pyrunc implements (JSON)."""
@@ -255,8 +304,9 @@ class _failure_prefix:
 
 def main(argv: list[str]) -> int:
     try:
-        cli.main(args=normalise_argv(argv), prog_name="pyrunc", standalone_mode=False)
-        return 0
+        # without standalone mode click returns ctx.exit()'s code instead of raising
+        rc = cli.main(args=normalise_argv(argv), prog_name="pyrunc", standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except PyruncError as e:
         log.error(str(e))
         return e.exit_code

@@ -1,6 +1,7 @@
 """OCI hooks: a program run with the container state JSON on its stdin."""
 import json
 import os
+import select
 import signal
 import time
 
@@ -62,7 +63,6 @@ def run_hook(hook: dict, state: dict, where: str) -> None:
 
 def _wait(pid: int, out_fd: int, timeout: int | None) -> tuple[int | None, bytes]:
     """Collect the hook's output and status; kill it when the timeout passes."""
-    import select
     deadline = time.monotonic() + timeout if timeout else None
     chunks = []
     while True:  # until EOF on its output, or the deadline

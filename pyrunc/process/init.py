@@ -44,6 +44,9 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
     except OSError as e:
         _report(chan, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""), None)
         return 1
+    except Exception as e:  # a bug: still one line for the user, never a silent exit
+        _report(chan, f"internal error: {type(e).__name__}: {e}", None)
+        return 1
     # Past this point the host has returned from create: errors go to stderr.
     late_seccomp = plan.seccomp if plan.process.no_new_privileges else None
     fifo_fd = plan.fifo_fd
@@ -57,6 +60,29 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
             return 1
         fifo_fd = -1
     err = native.exec_tail(fifo_fd, late_seccomp, path, plan.process.args, plan.process.env)
+    os.write(2, f"pyrunc: exec failed: {err.strerror}: {path}\n".encode())
+    return 127
+
+
+def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
+    """An additional process in a running container (`pyrunc exec`): the middle
+    process already joined the container's namespaces and cgroup."""
+    try:
+        _setup_process(plan)
+        path = _find_executable(plan.process.args[0], plan.process.env, prefix="exec failed: ")
+        chan.send(sync.READY)
+        chan.close()
+    except PyruncError as e:
+        _report(chan, str(e.message), e.where)
+        return 1
+    except OSError as e:
+        _report(chan, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""), None)
+        return 1
+    except Exception as e:  # a bug: still one line for the user, never a silent exit
+        _report(chan, f"internal error: {type(e).__name__}: {e}", None)
+        return 1
+    late_seccomp = plan.seccomp if plan.process.no_new_privileges else None
+    err = native.exec_tail(-1, late_seccomp, path, plan.process.args, plan.process.env)
     os.write(2, f"pyrunc: exec failed: {err.strerror}: {path}\n".encode())
     return 127
 
@@ -87,9 +113,14 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         native.sethostname(plan.hostname)
     if plan.domainname is not None:
         native.setdomainname(plan.domainname)
-    lsm.apply_on_exec(plan.process.apparmor_profile, plan.process.selinux_label)
     _write_sysctls(plan.sysctl)
     rootfs.finalize(plan.rootfs)
+    _setup_process(plan)
+
+
+def _setup_process(plan: InitPlan) -> None:
+    """What init and exec'd processes share: limits, privileges, identity, cwd."""
+    lsm.apply_on_exec(plan.process.apparmor_profile, plan.process.selinux_label)
     rlimits.apply_rlimits(plan.process.rlimits)
 
     # before seccomp: a profile may well not allow close_range
@@ -146,9 +177,10 @@ def _write_sysctls(sysctl: dict) -> None:
                               f"linux.sysctl.{key}") from None
 
 
-def _find_executable(arg0: str, env: list) -> str:
+def _find_executable(arg0: str, env: list,
+                     prefix: str = "unable to start container process: ") -> str:
     """Go's exec.LookPath with the container's PATH: fail at create, not start."""
-    prefix = 'unable to start container process: exec: '
+    prefix += 'exec: '
     if "/" in arg0:
         try:
             st = os.stat(arg0)

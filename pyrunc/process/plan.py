@@ -97,6 +97,42 @@ def check_sysctls(sysctl: dict, ns: Namespaces) -> dict:
     return dict(sysctl)
 
 
+def build_process_plan(proc: dict, where: str = "process") -> ProcessPlan:
+    for name in _UNSUPPORTED["process"]:
+        if proc.get(name):
+            raise NotSupportedError(f"{where}.{name}")
+    return ProcessPlan(
+        args=list(proc.get("args") or []),
+        env=list(proc.get("env") or []),
+        cwd=proc.get("cwd") or "/",
+        terminal=bool(proc.get("terminal")),
+        identity=identity.parse_user(proc.get("user") or {}, f"{where}.user"),
+        capabilities=capabilities.parse_capabilities(proc.get("capabilities"),
+                                                     f"{where}.capabilities"),
+        rlimits=rlimits.parse_rlimits(proc.get("rlimits"), f"{where}.rlimits"),
+        no_new_privileges=bool(proc.get("noNewPrivileges")),
+        oom_score_adj=proc.get("oomScoreAdj"),
+        apparmor_profile=lsm.check_apparmor(proc.get("apparmorProfile"), f"{where}.apparmorProfile"),
+        selinux_label=lsm.check_selinux(proc.get("selinuxLabel"), f"{where}.selinuxLabel"),
+    )
+
+
+def build_exec_plan(container_id: str, config: dict, process: dict, join: dict,
+                    preserve_fds: int = 0) -> InitPlan:
+    """A process joining a running container: its namespaces (by path), the
+    container's seccomp profile, and the attributes of `process`."""
+    linux = config.get("linux") or {}
+    return InitPlan(
+        container_id=container_id,
+        namespaces=Namespaces(new=set(), join=join),
+        rootfs=None,
+        process=build_process_plan(process),
+        seccomp=seccomp.compile_seccomp(linux.get("seccomp")),
+        hostname=None, domainname=None, sysctl={}, time_offsets={}, hooks={},
+        preserve_fds=preserve_fds,
+    )
+
+
 def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool = False,
                no_new_keyring: bool = False, preserve_fds: int = 0) -> InitPlan:
     refuse_unsupported(config)
@@ -142,19 +178,7 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         bind_devices=ns.is_private("user"),
     )
     proc = config.get("process") or {}
-    process = ProcessPlan(
-        args=list(proc.get("args") or []),
-        env=list(proc.get("env") or []),
-        cwd=proc.get("cwd") or "/",
-        terminal=bool(proc.get("terminal")),
-        identity=identity.parse_user(proc.get("user") or {}),
-        capabilities=capabilities.parse_capabilities(proc.get("capabilities")),
-        rlimits=rlimits.parse_rlimits(proc.get("rlimits")),
-        no_new_privileges=bool(proc.get("noNewPrivileges")),
-        oom_score_adj=proc.get("oomScoreAdj"),
-        apparmor_profile=lsm.check_apparmor(proc.get("apparmorProfile")),
-        selinux_label=lsm.check_selinux(proc.get("selinuxLabel")),
-    )
+    process = build_process_plan(proc)
     if "process" in config and not process.args:
         raise ConfigError("args must not be empty", "process.args")
     return InitPlan(

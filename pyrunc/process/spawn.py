@@ -16,13 +16,19 @@ import time
 
 from pyrunc import native
 from pyrunc.errors import ContainerStartError
-from pyrunc.process import namespaces, sync
+# imported here, not in the child: once it joined a container's mount
+# namespace the host's files (our own modules included) are out of reach
+from pyrunc.process import init, namespaces, sync
 from pyrunc.process.plan import InitPlan
 
 
 class InitProcess:
-    def __init__(self, plan: InitPlan):
+    """The fork chain for a container's init (entry "init") or for a process
+    exec'd into a running container (entry "exec")."""
+
+    def __init__(self, plan: InitPlan, entry: str = "init"):
         self.plan = plan
+        self.entry = entry
         self.pid = 0
         self._chan: sync.SyncChannel | None = None
 
@@ -35,7 +41,7 @@ class InitProcess:
             code = 1
             try:
                 host.close()
-                code = _middle(self.plan, child)
+                code = _middle(self.plan, child, self.entry)
             except BaseException as e:
                 try:
                     child.send(sync.ERROR, message=f"{e}", where=getattr(e, "where", None))
@@ -122,7 +128,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _middle(plan: InitPlan, chan: sync.SyncChannel) -> int:
+def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str) -> int:
     # Non-dumpable: the container must not reach this (host) interpreter
     # through /proc/<pid>/exe or /proc/<pid>/mem. execve resets it.
     native.prctl(native.PR_SET_DUMPABLE, 0)
@@ -133,6 +139,8 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel) -> int:
             f.write(str(plan.process.oom_score_adj))
     chan.expect(sync.GO)
     namespaces.join_paths(plan.namespaces)
+    if "user" in plan.namespaces.join:
+        namespaces.become_root_in_user_namespace()
     if plan.namespaces.has_new("user"):
         native.unshare(native.CLONE_NEWUSER)
         chan.send(sync.USERNS)
@@ -145,8 +153,7 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel) -> int:
     if pid == 0:
         code = 1
         try:
-            from pyrunc.process.init import run_init
-            code = run_init(plan, chan)
+            code = (init.run_init if entry == "init" else init.run_exec)(plan, chan)
         finally:
             os._exit(code)
     chan.send(sync.PID, pid=pid)

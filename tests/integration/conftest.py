@@ -164,7 +164,8 @@ class Runtime:
         self.template = template
         self.ids: list[str] = []
         self.bundles: list[Bundle] = []
-        self.extra_paths: list[str] = []
+        self.extra_paths: list[str] = []   # more paths no mount/process may mention
+        self.extra_roots: list[str] = []   # more --root dirs to clean and check
         self._name = re.sub(r"[^A-Za-z0-9]+", "-", name.removeprefix("test_"))[:24].strip("-")
 
     # ids and bundles
@@ -255,26 +256,23 @@ class Runtime:
 
     # cleanup
     def cleanup(self) -> list[str]:
-        ids = set(self.ids)
-        if os.path.isdir(self.root):
-            ids.update(os.listdir(self.root))
-        import sys; t0=time.monotonic()
-        for cid in sorted(ids):
-            print('del', cid, time.monotonic()-t0, file=sys.stderr)
-            try:
-                self("delete", "--force", cid, timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
+        for root in [self.root, *self.extra_roots]:
+            ids = set(os.listdir(root)) if os.path.isdir(root) else set()
+            for cid in sorted(ids):
+                try:
+                    self("delete", "--force", cid, root=root, timeout=20)
+                except subprocess.TimeoutExpired:
+                    pass
         paths = [b.path for b in self.bundles] + [self.base_rootfs] + self.extra_paths
         deadline = time.monotonic() + 3
+        roots = [self.root, *self.extra_roots]
         while True:
-            problems = find_leftovers(self.root, self.ids, paths, self.rootfs_roots())
-            print('chk', time.monotonic()-t0, problems, file=sys.stderr)
+            problems = find_leftovers(roots, self.ids, paths, self.rootfs_roots())
             if not problems or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         if problems:
-            force_cleanup(self.root, self.ids, paths, self.rootfs_roots())
+            force_cleanup(roots, self.ids, paths, self.rootfs_roots())
         return problems
 
     def rootfs_roots(self) -> list[tuple[int, int]]:
@@ -297,6 +295,8 @@ def _processes():
 def _leftover_pids(ids, paths, roots) -> dict[int, str]:
     found = {}
     for pid in _processes():
+        if not pid_alive(pid):
+            continue  # gone, or a zombie its reaper (maybe a slow pid 1) will collect
         try:
             st = os.stat(f"/proc/{pid}/root")
             if (st.st_dev, st.st_ino) in roots:
@@ -342,10 +342,11 @@ def _leftover_mounts(paths) -> list[str]:
         return [line.split()[4] for line in f if any(p in line for p in paths)]
 
 
-def find_leftovers(root, ids, paths, roots) -> list[str]:
+def find_leftovers(state_roots, ids, paths, roots) -> list[str]:
     problems = []
-    if os.path.isdir(root) and os.listdir(root):
-        problems.append(f"state left under {root}: {sorted(os.listdir(root))}")
+    for root in state_roots:
+        if os.path.isdir(root) and os.listdir(root):
+            problems.append(f"state left under {root}: {sorted(os.listdir(root))}")
     problems += [f"cgroup left: {d}" for d in _leftover_cgroups(ids)]
     problems += [f"mount left: {m}" for m in _leftover_mounts(paths)]
     for pid, why in _leftover_pids(ids, paths, roots).items():
@@ -358,7 +359,7 @@ def find_leftovers(root, ids, paths, roots) -> list[str]:
     return problems
 
 
-def force_cleanup(root, ids, paths, roots) -> None:
+def force_cleanup(state_roots, ids, paths, roots) -> None:
     """After a leak was recorded: kill, unmount, rmdir, so later tests run clean."""
     for pid in _leftover_pids(ids, paths, roots):
         try:
@@ -373,8 +374,9 @@ def force_cleanup(root, ids, paths, roots) -> None:
             os.rmdir(d)
         except OSError:
             pass
-    if os.path.isdir(root):
-        subprocess.run(["rm", "-rf", root])
+    for root in state_roots:
+        if os.path.isdir(root):
+            subprocess.run(["rm", "-rf", root])
 
 
 @pytest.fixture

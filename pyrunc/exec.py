@@ -1,0 +1,125 @@
+"""`exec`: start another process inside a running container.
+
+The same fork chain as create, but the middle process joins the container's
+namespaces (/proc/<init>/ns/*) instead of making new ones, after the host put
+it in the container's cgroup; its child applies the process attributes and
+execs. In the foreground we wait for it (as its subreaper); with --detach it
+is reparented to the caller's subreaper, like the init.
+"""
+import copy
+import os
+
+from pyrunc import native
+from pyrunc import state as st
+from pyrunc.container import Container
+from pyrunc.errors import PyruncError
+
+# config namespace type -> /proc/<pid>/ns entry
+NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+            "cgroup": "cgroup", "time": "time", "mount": "mnt"}
+
+
+class ExecError(PyruncError):
+    """runc's exec reports its own failures with status 255."""
+    exit_code = 255
+
+
+def exec_process(container: Container, process: dict, *, detach: bool = False,
+                 pid_file: str | None = None, preserve_fds: int = 0,
+                 ignore_paused: bool = False, console_socket: str | None = None) -> int:
+    """Run `process` (an OCI process object) in the container; returns its exit
+    status (foreground) or 0 once it runs (detached)."""
+    from pyrunc.process.plan import build_exec_plan
+    from pyrunc.process.spawn import InitProcess
+    from pyrunc.spec.validate import validate_process
+
+    status = container.status()
+    if status == st.STOPPED:
+        raise ExecError("cannot exec in a stopped container")
+    if status == st.PAUSED and not ignore_paused:
+        raise ExecError("cannot exec in a paused container (use --ignore-paused to override)")
+    if process.get("terminal") or console_socket:
+        from pyrunc.errors import NotSupportedError
+        raise NotSupportedError("process.terminal", "terminal mode for exec")
+    validate_process(process)
+    plan = build_exec_plan(container.id, container.state.config, process,
+                           _namespace_paths(container), preserve_fds)
+    cgroup = container._cgroup()
+    if not detach:
+        native.prctl(native.PR_SET_CHILD_SUBREAPER, 1)
+    proc = InitProcess(plan, entry="exec")
+    try:
+        pid = proc.spawn(cgroup.add_process if cgroup is not None else (lambda pid: None))
+        proc.wait_ready(lambda: {})
+    except PyruncError as e:
+        proc.kill()
+        raise ExecError(str(e)) from None
+    finally:
+        proc.close()
+    if pid_file:
+        st.write_atomic(os.path.abspath(pid_file), str(pid))
+    if detach:
+        return 0
+    from pyrunc.run import wait_forwarding_signals
+    return wait_forwarding_signals(pid)
+
+
+def _namespace_paths(container: Container) -> dict:
+    """The init's namespaces we are not already in."""
+    pid = container.pid
+    join = {}
+    for ns in container.state.config.get("linux", {}).get("namespaces") or []:
+        name = NS_FILES.get(ns.get("type"))
+        if name is None:
+            continue
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            theirs, ours = os.stat(path), os.stat(f"/proc/self/ns/{name}")
+        except FileNotFoundError:
+            continue
+        if (theirs.st_ino, theirs.st_dev) != (ours.st_ino, ours.st_dev):
+            join[ns["type"]] = path
+    return join
+
+
+def process_from_flags(config: dict, args: list[str], *, env=(), cwd=None, user=None,
+                       additional_gids=(), caps=(), no_new_privs=False, tty=False,
+                       apparmor=None, process_label=None) -> dict:
+    """runc's exec without --process: the container's process, with the flags on top."""
+    if not args:
+        raise ExecError("exec args cannot be empty")
+    proc = copy.deepcopy(config.get("process") or {})
+    proc["args"] = list(args)
+    proc["terminal"] = tty
+    proc["env"] = list(proc.get("env") or []) + list(env)
+    if cwd:
+        proc["cwd"] = cwd
+    if user:
+        uid, _, gid = user.partition(":")
+        try:
+            proc["user"] = {"uid": int(uid), "gid": int(gid) if gid else 0}
+        except ValueError:
+            raise ExecError(f"invalid --user {user!r}: want uid[:gid]") from None
+    if additional_gids:
+        proc.setdefault("user", {"uid": 0, "gid": 0})["additionalGids"] = \
+            [int(g) for g in additional_gids]
+    if caps:
+        sets = proc.setdefault("capabilities", {})
+        for name in ("bounding", "effective", "permitted"):
+            sets[name] = list(dict.fromkeys(list(sets.get(name) or []) + list(caps)))
+    if no_new_privs:
+        proc["noNewPrivileges"] = True
+    if apparmor:
+        proc["apparmorProfile"] = apparmor
+    if process_label:
+        proc["selinuxLabel"] = process_label
+    return proc
+
+
+def load_process_file(path: str) -> dict:
+    import json
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ExecError(f"cannot read process file {path}: {e}") from None
