@@ -6,10 +6,10 @@ a failed create leaves no state dir, cgroup, mount or process behind.
 import os
 
 from pyrunc import state as st
+from pyrunc import terminal
 from pyrunc.cgroups import CgroupManager, resolve_path
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.container import OCI_VERSION, load_config
-from pyrunc.errors import NotSupportedError
 from pyrunc.hooks import run_hooks
 from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
@@ -22,8 +22,6 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
                      console_socket=None, no_pivot=False, no_new_keyring=False,
                      preserve_fds=0) -> tuple[st.StateDir, st.ContainerState]:
     st.check_id(container_id)
-    if console_socket:
-        raise NotSupportedError("--console-socket", "terminal support (--console-socket)")
     config = load_config(bundle)
     validate_config(config)
     preserve_fds += _socket_activation_fds(config)
@@ -38,8 +36,11 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
                                                    plan.namespaces.has_new("cgroup"))
     device_rules = list(resources.get("devices") or []) + _allowed_device_rules(plan)
 
+    terminal.check_terminal_options(plan.process.terminal, console_socket)
+
     state_dir = st.StateDir(root, container_id)
     state_dir.create()
+    console = None
     init = InitProcess(plan)
     fifo_fd = -1
     state = st.ContainerState(
@@ -54,6 +55,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         os.chmod(state_dir.fifo_path, 0o622)  # mkfifo honours the umask
         fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)
         plan.fifo_fd = fifo_fd
+        if console_socket is not None:
+            console = terminal.open_console_socket(console_socket)
+            plan.console_fd = console.fileno()
+            plan.extra_fds.append(console.fileno())
 
         cgroup.create()
         state.cgroup = cgroup.to_dict()
@@ -85,6 +90,8 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         raise
     finally:
         init.close()
+        if console is not None:
+            console.close()
         if fifo_fd >= 0:
             os.close(fifo_fd)
         state_dir.unlock()

@@ -8,8 +8,9 @@ is reparented to the caller's subreaper, like the init.
 """
 import copy
 import os
+import socket
 
-from pyrunc import native
+from pyrunc import native, terminal
 from pyrunc import state as st
 from pyrunc.container import Container
 from pyrunc.errors import PyruncError
@@ -38,28 +39,45 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         raise ExecError("cannot exec in a stopped container")
     if status == st.PAUSED and not ignore_paused:
         raise ExecError("cannot exec in a paused container (use --ignore-paused to override)")
-    if process.get("terminal") or console_socket:
-        from pyrunc.errors import NotSupportedError
-        raise NotSupportedError("process.terminal", "terminal mode for exec")
+    tty = bool(process.get("terminal"))
+    terminal.check_terminal_options(tty, console_socket, foreground=not detach)
     validate_process(process)
     plan = build_exec_plan(container.id, container.state.config, process,
                            _namespace_paths(container), preserve_fds)
     cgroup = container._cgroup()
     if not detach:
         native.prctl(native.PR_SET_CHILD_SUBREAPER, 1)
+    ours = console = None
+    master = -1
+    if tty:
+        if console_socket is None:  # foreground: we proxy the pty ourselves
+            ours, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        else:
+            console = terminal.open_console_socket(console_socket)
+        plan.console_fd = console.fileno()
+        plan.extra_fds.append(console.fileno())
     proc = InitProcess(plan, entry="exec")
     try:
         pid = proc.spawn(cgroup.add_process if cgroup is not None else (lambda pid: None))
         proc.wait_ready(lambda: {})
+        if ours is not None:
+            console.close()
+            console = None
+            master = terminal.receive_master(ours)
     except PyruncError as e:
         proc.kill()
         raise ExecError(str(e)) from None
     finally:
         proc.close()
+        for sock in (ours, console):
+            if sock is not None:
+                sock.close()
     if pid_file:
         st.write_atomic(os.path.abspath(pid_file), str(pid))
     if detach:
         return 0
+    if master >= 0:
+        return terminal.proxy(master, pid)
     from pyrunc.run import wait_forwarding_signals
     return wait_forwarding_signals(pid)
 

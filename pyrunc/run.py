@@ -2,20 +2,35 @@
 forwarding signals to the container's init, and exit with its status."""
 import os
 import signal
+import socket
 
-from pyrunc import native
+from pyrunc import native, terminal
 from pyrunc.container import Container
 
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP}
 
 
 def run_container(container_id: str, bundle: str, root: str, *, detach: bool = False,
-                  keep: bool = False, subreaper: bool = True, **create_options) -> int:
+                  keep: bool = False, subreaper: bool = True, console_socket=None,
+                  **create_options) -> int:
+    if console_socket is not None and not detach:
+        from pyrunc.errors import UsageError
+        raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
     if not detach and subreaper:
         # the init's parent (the middle process) exits: become the one it is reparented to
         native.prctl(native.PR_SET_CHILD_SUBREAPER, 1)
-    container = Container.create(container_id, bundle, root=root, **create_options)
+    interactive = not detach and _wants_terminal(bundle)
+    ours = None
+    if interactive:  # we hold the console socket ourselves and proxy the pty
+        ours, console_socket = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    container = Container.create(container_id, bundle, root=root,
+                                 console_socket=console_socket, **create_options)
+    master = -1
     try:
+        if interactive:
+            console_socket.close()
+            master = terminal.receive_master(ours)
+            ours.close()
         container.start()
     except BaseException:
         container.delete(force=True)
@@ -23,10 +38,17 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
     if detach:
         return 0
     try:
+        if master >= 0:
+            return terminal.proxy(master, container.pid)
         return wait_forwarding_signals(container.pid)
     finally:
         if not keep:
             container.delete(force=True)
+
+
+def _wants_terminal(bundle: str) -> bool:
+    from pyrunc.container import load_config
+    return bool((load_config(bundle).get("process") or {}).get("terminal"))
 
 
 def wait_forwarding_signals(pid: int) -> int:

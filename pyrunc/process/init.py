@@ -12,12 +12,13 @@ import socket
 import stat
 import struct
 
-from pyrunc import native
+from pyrunc import native, terminal
 from pyrunc.errors import ConfigError, ContainerStartError, PyruncError
 from pyrunc.hooks import run_hooks
 from pyrunc.process import sync
 from pyrunc.process.plan import InitPlan
 from pyrunc.rootfs import setup as rootfs
+from pyrunc.rootfs.inroot import make_in_root
 from pyrunc.security import capabilities, lsm, rlimits
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
@@ -68,6 +69,9 @@ def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
     """An additional process in a running container (`pyrunc exec`): the middle
     process already joined the container's namespaces and cgroup."""
     try:
+        if plan.console_fd >= 0:
+            os.setsid()
+            terminal.setup_console(plan.console_fd, plan.process.console_size)
         _setup_process(plan)
         path = _find_executable(plan.process.args[0], plan.process.env, prefix="exec failed: ")
         chan.send(sync.READY)
@@ -108,6 +112,18 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         # in the container's namespaces, with the runtime's paths (before pivot)
         run_hooks(plan.hooks, "createContainer", plan.hook_state)
     rootfs.enter(plan.rootfs)
+    if plan.console_fd >= 0:
+        # after pivot (the pty must come from the container's devpts), before
+        # the root may become read-only (/dev/console gets the slave bound on it)
+        root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            console_path = make_in_root(root_fd, "/dev/console", "file")
+        finally:
+            os.close(root_fd)
+        try:
+            terminal.setup_console(plan.console_fd, plan.process.console_size, console_path)
+        finally:
+            os.close(console_path)
 
     if plan.hostname is not None:
         native.sethostname(plan.hostname)

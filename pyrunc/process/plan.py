@@ -24,6 +24,7 @@ class ProcessPlan:
     env: list
     cwd: str
     terminal: bool
+    console_size: dict | None
     identity: object
     capabilities: object
     rlimits: list
@@ -50,6 +51,7 @@ class InitPlan:
     no_new_keyring: bool = False
     extra_fds: list = field(default_factory=list)   # fds init must keep (console socket…)
     hook_state: dict = field(default_factory=dict)  # state JSON for init's own hooks
+    console_fd: int = -1                  # connected console socket (process.terminal)
 
     @property
     def needs_hooks_sync(self) -> bool:
@@ -64,8 +66,6 @@ def refuse_unsupported(config: dict) -> None:
         for name in names:
             if (config.get(section) or {}).get(name):
                 raise NotSupportedError(f"{section}.{name}")
-    if config.get("process", {}).get("terminal"):
-        raise NotSupportedError("process.terminal", "terminal mode (process.terminal: true)")
     seccomp_cfg = (config.get("linux") or {}).get("seccomp") or {}
     if seccomp_cfg.get("listenerPath"):
         raise NotSupportedError("linux.seccomp.listenerPath")
@@ -106,6 +106,7 @@ def build_process_plan(proc: dict, where: str = "process") -> ProcessPlan:
         env=list(proc.get("env") or []),
         cwd=proc.get("cwd") or "/",
         terminal=bool(proc.get("terminal")),
+        console_size=proc.get("consoleSize"),
         identity=identity.parse_user(proc.get("user") or {}, f"{where}.user"),
         capabilities=capabilities.parse_capabilities(proc.get("capabilities"),
                                                      f"{where}.capabilities"),

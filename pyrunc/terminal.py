@@ -1,0 +1,149 @@
+"""Terminals (process.terminal: true), the way runc's docs/terminals.md says.
+
+The pty is allocated *inside* the container (its own devpts), its slave
+becomes the process's stdio and controlling terminal, and the master goes to
+whoever holds the console socket: one sendmsg, a name as data, one SCM_RIGHTS
+fd. In the foreground (`run`/`exec` without -d and without a socket) pyrunc
+itself receives the master and copies between it and its own stdio.
+"""
+import fcntl
+import os
+import select
+import signal
+import socket
+import struct
+import termios
+
+MASTER_NAME = b"/dev/ptmx"   # what runc sends as the message data
+
+
+def check_terminal_options(terminal: bool, console_socket, foreground: bool = False) -> None:
+    """runc's rules (and messages) for mixing detach, terminal and console socket."""
+    from pyrunc.errors import UsageError
+    if terminal and console_socket is None and not foreground:
+        raise UsageError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if console_socket is not None and not terminal:
+        raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
+
+
+def open_console_socket(console_socket) -> socket.socket:
+    """A path to connect to, or an already connected socket (foreground run)."""
+    if isinstance(console_socket, socket.socket):
+        return console_socket
+    return connect_console_socket(console_socket)
+
+
+def connect_console_socket(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"cannot connect to console socket: {e.strerror}", path) from None
+    return sock
+
+
+# --- in the container (init or exec'd process) ------------------------------------
+
+def setup_console(sock_fd: int, size: dict | None, console_path_fd: int | None = None) -> None:
+    """Allocate a pty in the container, send its master, make the slave our
+    stdio and controlling terminal. `console_path_fd`: an O_PATH fd of
+    /dev/console to bind the slave on (init only)."""
+    master, slave = os.openpty()
+    try:
+        if size:
+            set_size(master, size.get("height", 0), size.get("width", 0))
+        sock = socket.socket(fileno=sock_fd)
+        try:
+            socket.send_fds(sock, [MASTER_NAME], [master])
+        finally:
+            sock.close()
+    finally:
+        os.close(master)
+    if console_path_fd is not None:
+        from pyrunc import native
+        native.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{console_path_fd}", None,
+                     native.MS_BIND)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+# --- in the foreground runtime ---------------------------------------------------------
+
+def receive_master(sock: socket.socket) -> int:
+    """The pty master sent over a console socket."""
+    msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+    if not fds:
+        raise OSError(71, "no pty master received over the console socket")
+    return fds[0]
+
+
+def proxy(master: int, pid: int) -> int:
+    """Copy stdin → master and master → stdout until `pid` exits; raw mode and
+    window size follow our own terminal. Returns the exit status (128+N if killed)."""
+    import tty
+    stdin_tty = os.isatty(0)
+    saved = termios.tcgetattr(0) if stdin_tty else None
+
+    def resize(*_):
+        if stdin_tty:
+            packed = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+            if packed[:4] != b"\0" * 4:  # an unsized terminal keeps process.consoleSize
+                fcntl.ioctl(master, termios.TIOCSWINSZ, packed)
+
+    def forward(sig, _frame):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGWINCH, resize)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2):
+        signal.signal(sig, forward)
+    resize()
+    if stdin_tty:
+        tty.setraw(0)
+    status = None
+    reading = [master, 0]
+    try:
+        while True:
+            try:
+                ready, _, _ = select.select(reading, [], [], 0.1)
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave fd is closed
+                    data = b""
+                if data:
+                    os.write(1, data)
+                else:
+                    reading.remove(master)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    reading.remove(0)
+            if status is None:
+                done, raw = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    code = os.waitstatus_to_exitcode(raw)
+                    status = 128 - code if code < 0 else code
+            if status is not None and master not in reading:
+                return status
+            if status is not None and not ready:
+                return status  # the process is gone and nothing more came
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
