@@ -94,12 +94,28 @@ class Container:
             raise InvalidState("cannot start a container that has stopped")
         if status != st.CREATED:
             raise InvalidState("cannot start an already running container")
+        self._run_prestart_hooks()
         self._release_init()
         try:
             os.unlink(self._dir.fifo_path)
         except FileNotFoundError:
             pass
-        self._run_hooks_warn("poststart")
+        self._run_hooks_warn("poststart", st.RUNNING)
+
+    def _run_prestart_hooks(self) -> None:
+        """prestart (deprecated by the spec in favour of createRuntime) runs once
+        `start` is called, before the user's program: what runtime-tools checks.
+        A failure stops the container and deletes it (lifecycle step 9)."""
+        hooks = self.state.config.get("hooks") or {}
+        if not hooks.get("prestart"):
+            return
+        from pyrunc.hooks import run_hooks
+        try:
+            run_hooks(hooks, "prestart", st.hook_state(self.state, st.CREATED))
+        except PyruncError:
+            self._kill_and_wait()
+            self.destroy()
+            raise
 
     def _release_init(self) -> None:
         import select
@@ -167,17 +183,17 @@ class Container:
         if self.state.host_mounts_baseline is not None:
             from pyrunc.rootfs.hostmounts import unmount_new
             unmount_new(self.state.rootfs, self.state.host_mounts_baseline)
-        self._run_hooks_warn("poststop")
+        self._run_hooks_warn("poststop", st.STOPPED)
         self._dir.remove()
 
-    def _run_hooks_warn(self, kind: str) -> None:
+    def _run_hooks_warn(self, kind: str, status: str) -> None:
         """poststart/poststop failures are warnings: the lifecycle goes on (spec)."""
         hooks = self.state.config.get("hooks")
         if not hooks or not hooks.get(kind):
             return
         from pyrunc.hooks import run_hook
         from pyrunc import log
-        state = self.oci_state()
+        state = st.hook_state(self.state, status)
         for i, hook in enumerate(hooks[kind]):
             try:
                 run_hook(hook, state, f"hooks.{kind}[{i}]")

@@ -71,11 +71,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         state.init_start_time = st.process_start_time(state.pid) or 0
 
         def host_hooks() -> dict:
-            # runtime-tools expects prestart to see "created"; the spec has
-            # createRuntime run while the container is still "creating"
-            run_hooks(plan.hooks, "prestart", _oci_state(state, "created"))
-            run_hooks(plan.hooks, "createRuntime", _oci_state(state, "creating"))
-            return _oci_state(state, "created")
+            # the spec runs createRuntime while the container is "creating";
+            # prestart hooks run at `start` (see Container.start)
+            run_hooks(plan.hooks, "createRuntime", st.hook_state(state, "creating"))
+            return st.hook_state(state, "created")
 
         init.wait_ready(host_hooks)
         state_dir.save(state)
@@ -102,14 +101,6 @@ def cgroup_dirs(cgroup_state: dict) -> list[str]:
     if cgroup_state.get("version") == "v2":
         return [cgroup_state["path"]]
     return sorted(set(cgroup_state.get("paths", {}).values()))
-
-
-def _oci_state(state: st.ContainerState, status: str) -> dict:
-    doc = {"ociVersion": state.oci_version, "id": state.id, "status": status,
-           "pid": state.pid, "bundle": state.bundle}
-    if state.annotations:
-        doc["annotations"] = state.annotations
-    return doc
 
 
 def _allowed_device_rules(plan) -> list[dict]:

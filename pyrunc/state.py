@@ -99,6 +99,15 @@ class ContainerState:
         return self.pid > 0 and process_start_time(self.pid) == self.init_start_time
 
 
+def hook_state(state: ContainerState, status: str) -> dict:
+    """The state JSON a hook reads on stdin, with the status of its moment."""
+    doc = {"ociVersion": state.oci_version, "id": state.id, "status": status,
+           "pid": state.pid, "bundle": state.bundle}
+    if state.annotations:
+        doc["annotations"] = state.annotations
+    return doc
+
+
 class StateDir:
     """<root>/<id>: created by create, removed by delete."""
 

@@ -58,7 +58,7 @@ class InitPlan:
         """Init stops before pivot_root for the host's hooks, and learns the
         state JSON its own (createContainer, startContainer) hooks get."""
         return any(self.hooks.get(k) for k in
-                   ("prestart", "createRuntime", "createContainer", "startContainer"))
+                   ("createRuntime", "createContainer", "startContainer"))
 
 
 def refuse_unsupported(config: dict) -> None:
