@@ -3,8 +3,12 @@ import sys
 
 
 def main() -> None:
-    from pyrunc.cli import main as cli_main
-    sys.exit(cli_main(sys.argv[1:]))
+    from pyrunc.fastcli import try_run
+    code = try_run(sys.argv[1:])
+    if code is None:
+        from pyrunc.cli import main as cli_main
+        code = cli_main(sys.argv[1:])
+    sys.exit(code)
 
 
 if __name__ == "__main__":

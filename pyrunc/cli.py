@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from pyrunc import __version__, log
+from pyrunc import __version__, commands, log
 from pyrunc.errors import PyruncError
 
 SPEC_VERSION = "1.3.0"
@@ -131,7 +131,7 @@ def create(ctx, bundle, pid_file, console_socket, no_pivot, no_new_keyring, pres
 @click.pass_context
 def start(ctx, container_id):
     """Start the user process of a created container."""
-    _load(ctx, container_id).start()
+    commands.start(_root(ctx), container_id)
 
 
 @cli.command()
@@ -163,7 +163,7 @@ def run(ctx, bundle, pid_file, console_socket, detach, keep, no_subreaper, no_pi
 @click.pass_context
 def state(ctx, container_id):
     """Print the state of a container as JSON."""
-    click.echo(json.dumps(_load(ctx, container_id).oci_state(), indent=2))
+    commands.state(_root(ctx), container_id)
 
 
 @cli.command(context_settings={"allow_interspersed_args": False})
@@ -173,9 +173,7 @@ def state(ctx, container_id):
 @click.pass_context
 def kill(ctx, all_processes, container_id, signal_name):
     """Send a signal (default SIGTERM) to the container's init."""
-    from pyrunc.signals import parse_signal
-    sig = parse_signal(signal_name)
-    _load(ctx, container_id).kill(sig, all_processes=all_processes)
+    commands.kill(_root(ctx), container_id, signal_name, all_processes)
 
 
 @cli.command()
@@ -184,16 +182,7 @@ def kill(ctx, all_processes, container_id, signal_name):
 @click.pass_context
 def delete(ctx, force, container_id):
     """Delete a container and everything create made for it."""
-    from pyrunc.errors import ContainerNotFound
-    from pyrunc.state import StateDir
-    try:
-        container = _load(ctx, container_id)
-    except ContainerNotFound:
-        if not force:
-            raise
-        StateDir(_root(ctx), container_id).remove()  # a half-created leftover, if any
-        return
-    container.delete(force=force)
+    commands.delete(_root(ctx), container_id, force)
 
 
 @cli.command(name="list")
@@ -307,9 +296,6 @@ def main(argv: list[str]) -> int:
         # without standalone mode click returns ctx.exit()'s code instead of raising
         rc = cli.main(args=normalise_argv(argv), prog_name="pyrunc", standalone_mode=False)
         return rc if isinstance(rc, int) else 0
-    except PyruncError as e:
-        log.error(str(e))
-        return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:
@@ -317,6 +303,8 @@ def main(argv: list[str]) -> int:
         return 1
     except click.exceptions.Abort:
         return 130
-    except OSError as e:
-        log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
-        return 1
+    except Exception as e:  # noqa: BLE001 - ours become one line; others propagate
+        code = commands.report(e)
+        if code is None:
+            raise
+        return code

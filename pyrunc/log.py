@@ -5,10 +5,11 @@ object per line with level, msg, time in RFC 3339; text: logrus style) and
 errors are *also* printed plainly on stderr. Without it, everything goes to
 stderr. Nothing is printed on success.
 """
-import json
 import os
 import sys
 import time
+
+from pyrunc import fastjson
 
 _target = {"path": None, "format": "text", "debug": False}
 
@@ -20,8 +21,8 @@ def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
 def _record(level: str, msg: str) -> str:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if _target["format"] == "json":
-        return json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
-    return f'time="{stamp}" level={level} msg={json.dumps(msg)}\n'
+        return fastjson.dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
+    return f'time="{stamp}" level={level} msg={fastjson.dumps(msg)}\n'
 
 
 def _append(line: str) -> None:

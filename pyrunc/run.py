@@ -77,7 +77,7 @@ def wait_forwarding_signals(pid: int) -> int:
 
 def _wait_not_our_child(pid: int) -> int:
     """Without a subreaper the init is someone else's child: we can only watch it go."""
-    from pyrunc.process.spawn import wait_gone
+    from pyrunc.state import wait_gone
     while not wait_gone(pid, timeout=3600):
         pass
     return 0

@@ -1,24 +1,26 @@
 """Signal names and numbers as `kill` accepts them: 9, KILL, SIGKILL, sigkill, RTMIN+3."""
-import signal
+import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
 from pyrunc.errors import UsageError
+
+_NAMES = {name: num for name, num in vars(_signal).items()
+          if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT")) and isinstance(num, int)}
 
 
 def parse_signal(text: str) -> int:
     if text.isdigit():
         num = int(text)
-        if 0 < num < signal.NSIG:
+        if 0 < num < _signal.NSIG:
             return num
         raise UsageError(f"invalid signal number: {text}")
     name = text.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    for base, value in (("SIGRTMIN+", signal.SIGRTMIN), ("SIGRTMAX-", signal.SIGRTMAX)):
+    for base, value in (("SIGRTMIN+", _signal.SIGRTMIN), ("SIGRTMAX-", _signal.SIGRTMAX)):
         if name.startswith(base) and name[len(base):].isdigit():
             num = value + int(name[len(base):]) if base.startswith("SIGRTMIN") else value - int(name[len(base):])
-            if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
+            if _signal.SIGRTMIN <= num <= _signal.SIGRTMAX:
                 return num
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise UsageError(f"unknown signal {text!r}") from None
+    if name in _NAMES:
+        return _NAMES[name]
+    raise UsageError(f"unknown signal {text!r}")

@@ -5,17 +5,16 @@ Layout: <root>/<id>/state.json (what create recorded), <root>/<id>/exec.fifo
 directory serialises commands acting on the same container.
 """
 import fcntl
-import json
 import os
-import re
 import time
-from dataclasses import dataclass, field
+
+from pyrunc import fastjson
 
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_ID_RE = re.compile(r"[A-Za-z0-9_+.-]+\Z")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
 CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 
@@ -37,7 +36,7 @@ def _in_user_namespace() -> bool:
 
 
 def check_id(container_id: str) -> None:
-    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+    if not container_id or not _ID_CHARS.issuperset(container_id) or container_id in (".", ".."):
         raise InvalidContainerID(container_id)
 
 
@@ -63,32 +62,50 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    """Poll until `pid` has exited (or is a zombie someone else must reap)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+            if data[data.rindex(b")") + 2:][:1] in (b"Z", b"X"):
+                try:  # our own child (run, or the API caller as subreaper): reap it
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return False
+
+
 class ContainerState:
-    """What create recorded; persisted as state.json."""
-    id: str
-    bundle: str
-    rootfs: str
-    pid: int = 0
-    init_start_time: int = 0
-    created: str = ""
-    oci_version: str = ""
-    annotations: dict = field(default_factory=dict)
-    cgroup: dict | None = None
-    config: dict = field(default_factory=dict)
-    owner: str = ""
-    # set when the container shares the host's mount namespace: the mounts below
-    # the rootfs that existed before create (the others are the container's)
-    host_mounts_baseline: list | None = None
+    """What create recorded; persisted as state.json. (A plain class: the
+    dataclasses module alone would add milliseconds to every `state`.)"""
+
+    FIELDS = ("id", "bundle", "rootfs", "pid", "init_start_time", "created", "oci_version",
+              "annotations", "cgroup", "config", "owner", "host_mounts_baseline")
+    __slots__ = FIELDS
+
+    def __init__(self, id: str, bundle: str, rootfs: str, pid: int = 0,
+                 init_start_time: int = 0, created: str = "", oci_version: str = "",
+                 annotations: dict | None = None, cgroup: dict | None = None,
+                 config: dict | None = None, owner: str = "",
+                 host_mounts_baseline: list | None = None):
+        self.id, self.bundle, self.rootfs = id, bundle, rootfs
+        self.pid, self.init_start_time, self.created = pid, init_start_time, created
+        self.oci_version, self.annotations = oci_version, annotations or {}
+        self.cgroup, self.config, self.owner = cgroup, config or {}, owner
+        # set when the container shares the host's mount namespace: the mounts below
+        # the rootfs that existed before create (the others are the container's)
+        self.host_mounts_baseline = host_mounts_baseline
 
     def to_json(self) -> dict:
-        return {
-            "id": self.id, "bundle": self.bundle, "rootfs": self.rootfs, "pid": self.pid,
-            "init_start_time": self.init_start_time, "created": self.created,
-            "oci_version": self.oci_version, "annotations": self.annotations,
-            "cgroup": self.cgroup, "config": self.config, "owner": self.owner,
-            "host_mounts_baseline": self.host_mounts_baseline,
-        }
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     @classmethod
     def from_json(cls, data: dict) -> "ContainerState":
@@ -150,7 +167,7 @@ class StateDir:
     def load(self) -> ContainerState:
         try:
             with open(os.path.join(self.path, STATE_FILE)) as f:
-                return ContainerState.from_json(json.load(f))
+                return ContainerState.from_json(fastjson.loads(f.read()))
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except (ValueError, TypeError) as e:
@@ -159,7 +176,7 @@ class StateDir:
     def save(self, state: ContainerState) -> None:
         """Atomic replace, so a concurrent `state` never reads half a file."""
         write_atomic(os.path.join(self.path, STATE_FILE),
-                     json.dumps(state.to_json(), separators=(",", ":")))
+                     fastjson.dumps(state.to_json()))
 
     def remove(self) -> None:
         for name in (STATE_FILE, EXEC_FIFO):

@@ -12,9 +12,9 @@ reparented to the caller's subreaper (containerd's shim, conmon).
 """
 import os
 import signal
-import time
 
 from pyrunc import native
+from pyrunc import state as st
 from pyrunc.errors import ContainerStartError
 # imported here, not in the child: once it joined a container's mount
 # namespace the host's files (our own modules included) are out of reach
@@ -97,28 +97,7 @@ class InitProcess:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        wait_gone(self.pid)
-
-
-def wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    """Poll until `pid` has exited (or is a zombie someone else must reap)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
-            if data[data.rindex(b")") + 2:][:1] in (b"Z", b"X"):
-                try:  # our own child (run, or the API caller as subreaper): reap it
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-                return True
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return False
+        st.wait_gone(self.pid)
 
 
 def _reap(pid: int) -> None:

@@ -1,0 +1,225 @@
+"""Bad configs: create fails with one clear line naming the config field,
+writes no pid file and (checked by the fixture) leaves nothing behind."""
+import json
+import os
+import resource
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def create_fails(pyrunc, bundle, *needles, run=False):
+    pid_file = bundle.dir.parent / "fail.pid"
+    cid = pyrunc.new_id()
+    cmd = "run" if run else "create"
+    res = pyrunc(cmd, "--bundle", bundle.path, "--pid-file", str(pid_file), cid, bundle=bundle)
+    line = pyrunc.one_line_error(res, *needles)
+    assert not pid_file.exists(), "pid file written by a failed create"
+    assert pyrunc("state", cid).returncode == 1
+    return line
+
+
+def test_invalid_json(pyrunc, bundle):
+    bundle.write_config = False
+    (bundle.dir / "config.json").write_text('{"ociVersion": "1.0.0", ')
+    create_fails(pyrunc, bundle, "config.json")
+
+
+def test_missing_config(pyrunc, bundle):
+    bundle.write_config = False
+    line = create_fails(pyrunc, bundle, "config.json")
+    assert "not found" in line or "no such file" in line.lower()
+
+
+def test_config_not_an_object(pyrunc, bundle):
+    bundle.write_config = False
+    (bundle.dir / "config.json").write_text("[]")
+    create_fails(pyrunc, bundle)
+
+
+def test_schema_violation(pyrunc, bundle):
+    bundle.config["root"]["readonly"] = "yes"
+    create_fails(pyrunc, bundle, "root.readonly")
+
+
+def test_missing_required_field(pyrunc, bundle):
+    del bundle.config["process"]["cwd"]
+    create_fails(pyrunc, bundle, "process.cwd")
+
+
+def test_unsupported_oci_version(pyrunc, bundle):
+    bundle.config["ociVersion"] = "2.0.0"
+    create_fails(pyrunc, bundle, "ociVersion", "2.0.0")
+
+
+def test_relative_mount_destination(pyrunc, bundle):
+    i = bundle.tmpfs("mnt/relative")
+    create_fails(pyrunc, bundle, f"mounts[{i}].destination")
+
+
+def test_bind_source_missing(pyrunc, bundle, tmp_path):
+    i = bundle.bind(tmp_path / "does-not-exist", "/mnt/rw")
+    create_fails(pyrunc, bundle, f"mounts[{i}].source")
+
+
+def test_unknown_mount_type(pyrunc, bundle):
+    i = bundle.add_mount("/mnt/tmp", "nosuchfs", "x")
+    create_fails(pyrunc, bundle, f"mounts[{i}]")
+
+
+def test_unknown_capability(pyrunc, bundle):
+    bundle.process["capabilities"]["bounding"] = ["CAP_KILL", "CAP_BOGUS"]
+    create_fails(pyrunc, bundle, "process.capabilities.bounding[1]")
+
+
+def test_unknown_namespace_type(pyrunc, bundle):
+    i = bundle.add_namespace("bogus")
+    create_fails(pyrunc, bundle, f"linux.namespaces[{i}]")
+
+
+def test_duplicate_namespace(pyrunc, bundle):
+    i = bundle.add_namespace("ipc")
+    line = create_fails(pyrunc, bundle, f"linux.namespaces[{i}]")
+    assert "duplicate" in line
+
+
+def test_namespace_path_of_wrong_type(pyrunc, bundle):
+    bundle.remove_namespace("network")
+    i = bundle.add_namespace("network", "/proc/self/ns/ipc")
+    create_fails(pyrunc, bundle, f"linux.namespaces[{i}].path")
+
+
+def test_namespace_path_missing(pyrunc, bundle, tmp_path):
+    bundle.remove_namespace("ipc")
+    i = bundle.add_namespace("ipc", str(tmp_path / "no-such-ns"))
+    create_fails(pyrunc, bundle, f"linux.namespaces[{i}].path")
+
+
+@pytest.mark.parametrize("run", [False, True], ids=["create", "run"])
+def test_missing_executable_fails_at_create(pyrunc, bundle, run):
+    bundle.args("nope")
+    create_fails(pyrunc, bundle, 'exec: "nope": executable file not found in $PATH', run=run)
+
+
+def test_missing_executable_absolute(pyrunc, bundle):
+    bundle.args("/bin/nope")
+    create_fails(pyrunc, bundle, "/bin/nope", "no such file or directory")
+
+
+def test_cwd_does_not_exist(pyrunc, bundle):
+    bundle.process["cwd"] = "/nonexistent"
+    create_fails(pyrunc, bundle, "process.cwd")
+
+
+def test_cwd_relative(pyrunc, bundle):
+    bundle.process["cwd"] = "tmp"
+    create_fails(pyrunc, bundle, "process.cwd")
+
+
+def test_empty_args(pyrunc, bundle):
+    bundle.process["args"] = []
+    create_fails(pyrunc, bundle, "process.args")
+
+
+def _have_cap_sys_resource() -> bool:
+    with open("/proc/self/status") as f:
+        eff = next(int(x.split()[1], 16) for x in f if x.startswith("CapEff:"))
+    return bool(eff & (1 << 24))
+
+
+def test_rlimit_above_hard_limit(pyrunc, bundle):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or _have_cap_sys_resource():
+        pytest.skip("the runtime may raise NOFILE here (CAP_SYS_RESOURCE or no hard limit)")
+    bundle.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard + 1000}]
+    create_fails(pyrunc, bundle, "process.rlimits")
+
+
+def test_rlimit_above_nr_open(pyrunc, bundle):
+    with open("/proc/sys/fs/nr_open") as f:
+        nr_open = int(f.read())
+    bundle.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": nr_open + 1000}]
+    create_fails(pyrunc, bundle, "process.rlimits")
+
+
+def test_rlimit_soft_above_hard(pyrunc, bundle):
+    bundle.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]
+    create_fails(pyrunc, bundle, "process.rlimits[0]")
+
+
+@pytest.mark.parametrize("field,value,where", [
+    ("linux.intelRdt", {"closID": "x"}, "linux.intelRdt"),
+    ("linux.personality", {"domain": "LINUX32"}, "linux.personality"),
+])
+def test_unsupported_field(pyrunc, bundle, field, value, where):
+    section, name = field.split(".")
+    bundle.config[section][name] = value
+    create_fails(pyrunc, bundle, where, "not supported")
+
+
+@pytest.mark.parametrize("run", [False, True], ids=["create", "run-detach"])
+def test_terminal_without_console_socket(pyrunc, bundle, run):
+    """runc: "cannot allocate tty if runc will detach without setting console socket"."""
+    bundle.process["terminal"] = True
+    pid_file = bundle.dir.parent / "fail.pid"
+    cid = pyrunc.new_id()
+    cmd = ["run", "--detach"] if run else ["create"]
+    res = pyrunc(*cmd, "--bundle", bundle.path, "--pid-file", str(pid_file), cid, bundle=bundle)
+    line = pyrunc.one_line_error(res)
+    assert "not supported" in line or "without setting console socket" in line, line
+    assert not pid_file.exists()
+
+
+def test_sysctl_does_not_exist(pyrunc, bundle):
+    bundle.linux["sysctl"] = {"kernel.no_such_sysctl_here": "1"}
+    create_fails(pyrunc, bundle, "linux.sysctl")
+
+
+def test_resources_other_than_devices(pyrunc, bundle):
+    bundle.linux["resources"]["memory"] = {"limit": 64 * 1024 * 1024}
+    create_fails(pyrunc, bundle, "linux.resources.memory", "not supported")
+
+
+def test_hostname_without_uts_namespace(pyrunc, bundle):
+    bundle.remove_namespace("uts")
+    bundle.config["hostname"] = "nope"
+    create_fails(pyrunc, bundle, "hostname")
+
+
+def test_rootfs_missing(pyrunc, bundle, tmp_path):
+    bundle.config["root"]["path"] = str(tmp_path / "no-rootfs")
+    create_fails(pyrunc, bundle, "root.path")
+
+
+def test_bad_device_entry(pyrunc, bundle):
+    bundle.linux["devices"] = [{"path": "/dev/x", "type": "q", "major": 1, "minor": 1}]
+    create_fails(pyrunc, bundle, "linux.devices[0]")
+
+
+def test_seccomp_unknown_syscall_action(pyrunc, bundle):
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_NOPE"}
+    create_fails(pyrunc, bundle, "linux.seccomp.defaultAction")
+
+
+def test_failed_create_keeps_existing_container(pyrunc, bundle):
+    """A failing create with an id in use must not harm the existing one."""
+    cid, _ = pyrunc.create(bundle)
+    pid = pyrunc.state(cid)["pid"]
+    bad = pyrunc.bundle("bad")
+    bad.args("nope")
+    _, res = pyrunc.create(bad, cid=cid, check=False)
+    pyrunc.one_line_error(res, "already exists")
+    st = pyrunc.state(cid)
+    assert (st["status"], st["pid"]) == ("created", pid)
+
+
+def test_late_failure_cleans_up(pyrunc, bundle, tmp_path):
+    """A failure after namespaces, cgroup and mounts exist (in init: cwd) leaves nothing."""
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle.bind(out, "/out")
+    bundle.tmpfs("/mnt/tmp")
+    bundle.process["cwd"] = "/out/missing"
+    create_fails(pyrunc, bundle, "process.cwd")
+    assert os.listdir(out) == []
