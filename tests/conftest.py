@@ -15,3 +15,9 @@ def find_pyrunc() -> str:
 @pytest.fixture(scope="session")
 def pyrunc_bin() -> str:
     return find_pyrunc()
+
+
+def pytest_report_header(config):
+    path = find_pyrunc()
+    real = os.path.realpath(path)
+    return [f"pyrunc CLI under test: {path}" + (f" -> {real}" if real != path else "")]

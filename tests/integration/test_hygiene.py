@@ -61,7 +61,8 @@ def test_sigpipe_not_ignored(pyrunc, bundle):
 
 def test_no_leaked_fds(pyrunc, bundle, tmp_path):
     # an fd of the runtime's caller that is not to be preserved
-    leak = os.open(tmp_path / "leak", os.O_CREAT | os.O_RDWR)
+    leak_path = str(tmp_path / "callers-private-file")
+    leak = os.open(leak_path, os.O_CREAT | os.O_RDWR)
     os.set_inheritable(leak, True)
     try:
         cid, _ = pyrunc.create(bundle, pass_fds=(leak,))
@@ -73,7 +74,7 @@ def test_no_leaked_fds(pyrunc, bundle, tmp_path):
     for fd in set(fds) - {0, 1, 2}:
         # the exec fifo may be held while created, but must not survive execve
         assert _fd_flags(pid, fd) & os.O_CLOEXEC, f"fd {fd} -> {fds[fd]} is inheritable"
-        assert "leak" not in fds[fd], f"caller's fd {fd} reached the container"
+        assert fds[fd] != leak_path, f"caller's fd {fd} reached the container"
     pyrunc.ok("start", cid)
     assert pyrunc.wait_until(lambda: os.readlink(f"/proc/{pid}/exe").endswith("busybox"))
     fds = _fds(pid)
@@ -101,10 +102,11 @@ def test_preserve_fds(pyrunc, bundle, tmp_path):
     assert res.stdout == "no-five\n"
 
 
-def _can_read_environ_without_ptrace_cap(pid: int) -> bool:
-    """From a forked child that is still uid 0 but lacks CAP_SYS_PTRACE: the
-    kernel allows reading /proc/<pid>/environ of a same-uid process only if it
-    is dumpable."""
+def _ptrace_readable(pid: int) -> bool:
+    """Open /proc/<pid>/mem from a forked child that is still uid 0 but lacks
+    CAP_SYS_PTRACE: the kernel's ptrace access check then lets a same-uid
+    caller in only if the target is dumpable. (Verified by probe_is_sound:
+    /proc/<pid>/environ is *not* a usable probe, the kernel allows it.)"""
     from pyrunc import native
     child = os.fork()
     if child == 0:
@@ -114,7 +116,7 @@ def _can_read_environ_without_ptrace_cap(pid: int) -> bool:
             bit = 1 << CAP_SYS_PTRACE
             native.capset(eff & ~bit, prm & ~bit, inh & ~bit)
             try:
-                os.close(os.open(f"/proc/{pid}/environ", os.O_RDONLY))
+                os.close(os.open(f"/proc/{pid}/mem", os.O_RDONLY))
                 code = 0
             except OSError as e:
                 code = 1 if e.errno in (errno.EACCES, errno.EPERM) else 2
@@ -126,15 +128,31 @@ def _can_read_environ_without_ptrace_cap(pid: int) -> bool:
     return code == 0
 
 
-def test_created_init_is_not_dumpable(pyrunc, bundle):
+@pytest.fixture(scope="module")
+def probe_is_sound():
+    """Controls: two uid-0 processes with few capabilities, one made non-dumpable."""
+    base = ["setpriv", "--inh-caps=-all", "--bounding-set=-all,+kill", "--", sys.executable, "-c"]
+    body = "import ctypes, sys, time; ctypes.CDLL(None).prctl(4, {}, 0, 0, 0); print(1, flush=True); time.sleep(60)"
+    procs = [subprocess.Popen(base + [body.format(d)], stdout=subprocess.PIPE) for d in (1, 0)]
+    try:
+        for p in procs:
+            p.stdout.readline()
+        assert _ptrace_readable(procs[0].pid), "probe: a dumpable process looks non-dumpable"
+        assert not _ptrace_readable(procs[1].pid), "probe: a non-dumpable process looks dumpable"
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_created_init_is_not_dumpable(pyrunc, bundle, probe_is_sound):
     cid, _ = pyrunc.create(bundle)
     pid = pyrunc.state(cid)["pid"]
-    assert not _can_read_environ_without_ptrace_cap(pid), \
-        "the created init (still the runtime's code) is dumpable"
+    assert not _ptrace_readable(pid), "the created init (still the runtime's code) is dumpable"
     pyrunc.ok("start", cid)
     assert pyrunc.wait_until(lambda: os.readlink(f"/proc/{pid}/exe").endswith("busybox"))
     # control: the user's program, once exec'd, is an ordinary dumpable process
-    assert _can_read_environ_without_ptrace_cap(pid)
+    assert _ptrace_readable(pid)
 
 
 def _read_until_eof(fd: int, timeout: float = 10.0) -> bytes:

@@ -1,0 +1,904 @@
+"""linux.resources other than `devices`, on cgroup v1 and v2 (runc's fs/fs2
+drivers, opencontainers/cgroups), in three steps:
+
+    parse(resources, where, version)   pure: types, ranges, unknown keys, what the
+                                       cgroup version cannot express -> a "spec"
+    check(spec, where, version)        pure: cross-field rules on the effective
+                                       values (memory vs swap, kernel memory, burst)
+    check_host(spec, where, version, available, hugepage_sizes)
+                                       the controllers and page sizes this host has
+    apply(spec, target, context)       the writes, in runc's order
+
+A spec has the OCI shape (same keys) but keeps only what asks for something.
+Like runc, 0 means "not set / leave as is" for memory.{limit,reservation,swap,
+kernel,kernelTCP}, cpu.{shares,quota,period,realtimeRuntime,realtimePeriod},
+blockIO.{weight,leafWeight} and network.classID: update tools send 0 for
+"unchanged" (containerd's CRI does), so refusing 0 would break them. pids.limit
+0 *is* a limit (runtime-spec 1.3: "0 is a valid limit value"); -1 is "max"
+wherever a limit is a number. Anything else out of the kernel's range is a
+ConfigError naming the field, e.g. linux.resources.memory.swappiness.
+
+v1 -> v2 conversions (runc's, see apply_v2): cpu.shares -> cpu.weight =
+1 + (shares-2)*9999/262142; blockIO.weight -> io.bfq.weight as is, else
+io.weight = 1 + (weight-10)*9999/990; memory.swap is memory+swap, so
+memory.swap.max = swap - limit (swap == limit: 0, no swap; -1: max);
+memory.reservation -> memory.low; cpu quota/period -> cpu.max "QUOTA PERIOD".
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+
+from pyrunc.errors import ConfigError
+
+from .common import CgroupError
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
+UINT32_MAX = (1 << 32) - 1
+
+CPU_SHARES_MIN, CPU_SHARES_MAX = 2, 262144          # kernel MIN_SHARES, MAX_SHARES
+CFS_PERIOD_MIN, CFS_PERIOD_MAX = 1000, 1000000      # 1 ms .. 1 s (kernel)
+CFS_QUOTA_MIN = 1000                                 # 1 ms (kernel)
+BLKIO_WEIGHT_MIN, BLKIO_WEIGHT_MAX = 10, 1000        # runc's documented range
+V2_DEFAULT_PERIOD = 100000
+
+TOP_KEYS = ("devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network",
+            "rdma", "unified")
+MEMORY_KEYS = ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+               "disableOOMKiller", "useHierarchy", "checkBeforeUpdate")
+CPU_KEYS = ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod",
+            "cpus", "mems", "idle")
+THROTTLE_KEYS = ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
+                 "throttleWriteIOPSDevice")
+BLKIO_KEYS = ("weight", "leafWeight", "weightDevice") + THROTTLE_KEYS
+# v1 blkio.throttle.* file and v2 io.max key of each throttle list
+THROTTLE_V1 = {"throttleReadBpsDevice": "blkio.throttle.read_bps_device",
+               "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
+               "throttleReadIOPSDevice": "blkio.throttle.read_iops_device",
+               "throttleWriteIOPSDevice": "blkio.throttle.write_iops_device"}
+THROTTLE_V2 = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
+               "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
+
+_CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+_PAGE_SIZE = re.compile(r"^[1-9][0-9]*[KMG]B$")
+_UNIFIED_KEY = re.compile(r"^[a-z_]+\.[A-Za-z0-9_.]+$")
+_IFNAME = re.compile(r"^[^\s/]{1,15}$")
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+def _absent(value) -> bool:
+    return value is None
+
+
+def _int(value, at: str, lo: int, hi: int, what: str = "an integer") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"must be {what}, not {value!r}", at)
+    if not lo <= value <= hi:
+        raise ConfigError(f"{value} is out of range (want {what})", at)
+    return value
+
+
+def _bool(value, at: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be true or false, not {value!r}", at)
+    return value
+
+
+def _object(value, at: str, keys: tuple) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError("must be an object", at)
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise ConfigError(f"unknown field {unknown[0]!r}", at)
+    return value
+
+
+def _list(value, at: str) -> list:
+    if not isinstance(value, list):
+        raise ConfigError("must be a list", at)
+    return value
+
+
+def _bytes(value, at: str) -> int:
+    """A memory amount: -1 (unlimited), 0 (not set) or a number of bytes."""
+    return _int(value, at, -1, INT64_MAX, "-1 (unlimited), 0 (not set) or a number of bytes")
+
+
+def parse(resources, where: str = "linux.resources", version: str | None = None) -> dict:
+    """Validate linux.resources (minus devices) -> spec. With `version`, also
+    refuse what that cgroup version cannot do (v1: unified; v2: swappiness,
+    disableOOMKiller, useHierarchy false, realtime, leaf weights, network)."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise ConfigError("must be an object", where)
+    unknown = sorted(set(resources) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown field {unknown[0]!r}", where)
+    spec: dict = {}
+    for key, fn in (("memory", _parse_memory), ("cpu", _parse_cpu), ("pids", _parse_pids),
+                    ("blockIO", _parse_blkio), ("hugepageLimits", _parse_hugepages),
+                    ("network", _parse_network), ("rdma", _parse_rdma),
+                    ("unified", _parse_unified)):
+        value = resources.get(key)
+        if _absent(value):
+            continue
+        parsed = fn(value, f"{where}.{key}")
+        if parsed:
+            spec[key] = parsed
+    if version is not None:
+        _refuse_unsupported(spec, where, version)
+    return spec
+
+
+def _parse_memory(m, at: str) -> dict:
+    _object(m, at, MEMORY_KEYS)
+    out: dict = {}
+    for k in ("limit", "reservation", "swap", "kernel", "kernelTCP"):
+        if not _absent(m.get(k)) and _bytes(m[k], f"{at}.{k}") != 0:
+            out[k] = m[k]
+    if not _absent(m.get("swappiness")):
+        out["swappiness"] = _int(m["swappiness"], f"{at}.swappiness", 0, 100, "0 to 100")
+    for k in ("disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
+        if not _absent(m.get(k)):
+            out[k] = _bool(m[k], f"{at}.{k}")
+    return out
+
+
+def _parse_cpu(c, at: str) -> dict:
+    _object(c, at, CPU_KEYS)
+    out: dict = {}
+    if not _absent(c.get("shares")) and _int(
+            c["shares"], f"{at}.shares", 0, UINT64_MAX,
+            f"0 (not set) or {CPU_SHARES_MIN} to {CPU_SHARES_MAX}") != 0:
+        _int(c["shares"], f"{at}.shares", CPU_SHARES_MIN, CPU_SHARES_MAX,
+             f"0 (not set) or {CPU_SHARES_MIN} to {CPU_SHARES_MAX}")
+        out["shares"] = c["shares"]
+    if not _absent(c.get("quota")):
+        q = _int(c["quota"], f"{at}.quota", -1, INT64_MAX,
+                 f"-1 (unlimited), 0 (not set) or at least {CFS_QUOTA_MIN} microseconds")
+        if 0 < q < CFS_QUOTA_MIN:
+            raise ConfigError(f"{q} is below the kernel's minimum quota of {CFS_QUOTA_MIN} "
+                              "microseconds", f"{at}.quota")
+        if q:
+            out["quota"] = q
+    if not _absent(c.get("period")):
+        p = _int(c["period"], f"{at}.period", 0, UINT64_MAX,
+                 f"0 (not set) or {CFS_PERIOD_MIN} to {CFS_PERIOD_MAX} microseconds")
+        if p:
+            _int(p, f"{at}.period", CFS_PERIOD_MIN, CFS_PERIOD_MAX,
+                 f"0 (not set) or {CFS_PERIOD_MIN} to {CFS_PERIOD_MAX} microseconds")
+            out["period"] = p
+    if not _absent(c.get("burst")):
+        out["burst"] = _int(c["burst"], f"{at}.burst", 0, UINT64_MAX, "microseconds (>= 0)")
+    if not _absent(c.get("realtimeRuntime")) and _int(
+            c["realtimeRuntime"], f"{at}.realtimeRuntime", -1, INT64_MAX,
+            "-1 (unlimited), 0 (not set) or microseconds") != 0:
+        out["realtimeRuntime"] = c["realtimeRuntime"]
+    if not _absent(c.get("realtimePeriod")) and _int(
+            c["realtimePeriod"], f"{at}.realtimePeriod", 0, UINT64_MAX,
+            "0 (not set) or microseconds") != 0:
+        out["realtimePeriod"] = c["realtimePeriod"]
+    for k in ("cpus", "mems"):
+        v = c.get(k)
+        if _absent(v) or v == "":
+            continue
+        if not isinstance(v, str) or not _CPU_LIST.match(v.strip()):
+            raise ConfigError(f"{v!r} is not a list like \"0-3,7\"", f"{at}.{k}")
+        for part in v.strip().split(","):
+            lo, _, hi = part.partition("-")
+            if hi and int(lo) > int(hi):
+                raise ConfigError(f"{v!r}: range {part} is backwards", f"{at}.{k}")
+        out[k] = v.strip()
+    if not _absent(c.get("idle")):
+        out["idle"] = _int(c["idle"], f"{at}.idle", 0, 1, "0 or 1")
+    return out
+
+
+def _parse_pids(p, at: str) -> dict:
+    _object(p, at, ("limit",))
+    if _absent(p.get("limit")):
+        return {}
+    return {"limit": _int(p["limit"], f"{at}.limit", -1, INT64_MAX,
+                          "-1 (unlimited) or a number of tasks >= 0")}
+
+
+def _weight(value, at: str) -> int:
+    return _int(value, at, 0, BLKIO_WEIGHT_MAX,
+                f"0 (not set) or {BLKIO_WEIGHT_MIN} to {BLKIO_WEIGHT_MAX}")
+
+
+def _check_weight(w: int, at: str) -> int:
+    if 0 < w < BLKIO_WEIGHT_MIN:
+        raise ConfigError(f"{w} is out of range (want 0 (not set) or {BLKIO_WEIGHT_MIN} to "
+                          f"{BLKIO_WEIGHT_MAX})", at)
+    return w
+
+
+def _device_numbers(d, at: str) -> tuple[int, int]:
+    for k in ("major", "minor"):
+        if _absent(d.get(k)):
+            raise ConfigError("is required", f"{at}.{k}")
+    return (_int(d["major"], f"{at}.major", 0, UINT32_MAX, "a device number >= 0"),
+            _int(d["minor"], f"{at}.minor", 0, UINT32_MAX, "a device number >= 0"))
+
+
+def _parse_blkio(b, at: str) -> dict:
+    _object(b, at, BLKIO_KEYS)
+    out: dict = {}
+    for k in ("weight", "leafWeight"):
+        if not _absent(b.get(k)) and _check_weight(_weight(b[k], f"{at}.{k}"), f"{at}.{k}"):
+            out[k] = b[k]
+    if not _absent(b.get("weightDevice")):
+        entries = []
+        for i, d in enumerate(_list(b["weightDevice"], f"{at}.weightDevice")):
+            e = f"{at}.weightDevice[{i}]"
+            _object(d, e, ("major", "minor", "weight", "leafWeight"))
+            major, minor = _device_numbers(d, e)
+            entry = {"major": major, "minor": minor}
+            for k in ("weight", "leafWeight"):
+                if not _absent(d.get(k)) and _check_weight(_weight(d[k], f"{e}.{k}"),
+                                                           f"{e}.{k}"):
+                    entry[k] = d[k]
+            if len(entry) == 2:
+                raise ConfigError("needs a non-zero weight or leafWeight", e)
+            entries.append(entry)
+        if entries:
+            out["weightDevice"] = entries
+    for k in THROTTLE_KEYS:
+        if _absent(b.get(k)):
+            continue
+        entries = []
+        for i, d in enumerate(_list(b[k], f"{at}.{k}")):
+            e = f"{at}.{k}[{i}]"
+            _object(d, e, ("major", "minor", "rate"))
+            major, minor = _device_numbers(d, e)
+            if _absent(d.get("rate")):
+                raise ConfigError("is required", f"{e}.rate")
+            rate = _int(d["rate"], f"{e}.rate", 0, UINT64_MAX, "a rate >= 0 (0: no limit)")
+            entries.append({"major": major, "minor": minor, "rate": rate})
+        if entries:
+            out[k] = entries
+    return out
+
+
+def page_size_bytes(size: str) -> int:
+    return int(size[:-2]) << {"K": 10, "M": 20, "G": 30}[size[-2]]
+
+
+def _parse_hugepages(h, at: str) -> list:
+    out = []
+    seen = set()
+    for i, d in enumerate(_list(h, at)):
+        e = f"{at}[{i}]"
+        _object(d, e, ("pageSize", "limit"))
+        size = d.get("pageSize")
+        if not isinstance(size, str) or not _PAGE_SIZE.match(size):
+            raise ConfigError(f"{size!r} is not a page size like \"2MB\" or \"1GB\"",
+                              f"{e}.pageSize")
+        if size in seen:
+            raise ConfigError(f"page size {size} is listed twice", f"{e}.pageSize")
+        seen.add(size)
+        if _absent(d.get("limit")):
+            raise ConfigError("is required", f"{e}.limit")
+        out.append({"pageSize": size,
+                    "limit": _int(d["limit"], f"{e}.limit", 0, UINT64_MAX, "bytes >= 0")})
+    return out
+
+
+def _parse_network(n, at: str) -> dict:
+    _object(n, at, ("classID", "priorities"))
+    out: dict = {}
+    if not _absent(n.get("classID")) and _int(n["classID"], f"{at}.classID", 0, UINT32_MAX,
+                                              "a 32-bit class id") != 0:
+        out["classID"] = n["classID"]
+    if not _absent(n.get("priorities")):
+        prios = []
+        for i, p in enumerate(_list(n["priorities"], f"{at}.priorities")):
+            e = f"{at}.priorities[{i}]"
+            _object(p, e, ("name", "priority"))
+            name = p.get("name")
+            if not isinstance(name, str) or not _IFNAME.match(name):
+                raise ConfigError(f"{name!r} is not a network interface name", f"{e}.name")
+            if _absent(p.get("priority")):
+                raise ConfigError("is required", f"{e}.priority")
+            prios.append({"name": name, "priority": _int(p["priority"], f"{e}.priority", 0,
+                                                         UINT32_MAX, "a 32-bit priority")})
+        if prios:
+            out["priorities"] = prios
+    return out
+
+
+def _parse_rdma(r, at: str) -> dict:
+    if not isinstance(r, dict):
+        raise ConfigError("must be an object of device name -> limits", at)
+    out = {}
+    for dev, limits in r.items():
+        e = f"{at}.{dev}"
+        if not dev or any(c.isspace() for c in dev) or "/" in dev:
+            raise ConfigError(f"{dev!r} is not an RDMA device name", e)
+        _object(limits, e, ("hcaHandles", "hcaObjects"))
+        entry = {k: _int(limits[k], f"{e}.{k}", 0, UINT32_MAX, "a count >= 0")
+                 for k in ("hcaHandles", "hcaObjects") if not _absent(limits.get(k))}
+        if not entry:
+            raise ConfigError("needs hcaHandles or hcaObjects", e)
+        out[dev] = entry
+    return out
+
+
+def _parse_unified(u, at: str) -> dict:
+    if not isinstance(u, dict):
+        raise ConfigError("must be an object of cgroup v2 file name -> value", at)
+    for k, v in u.items():
+        if "/" in k or k in (".", "..") or not k:
+            raise ConfigError(f"{k!r} must be a file name (no slashes)", at)
+        if not _UNIFIED_KEY.match(k):
+            raise ConfigError(f"{k!r} must be in the form CONTROLLER.PARAMETER", at)
+        if not isinstance(v, str):
+            raise ConfigError(f"must be a string, not {v!r}", f"{at}.{k}")
+    return dict(u)
+
+
+def _refuse_unsupported(spec: dict, where: str, version: str) -> None:
+    if version == "v1":
+        if spec.get("unified"):
+            # runc: "invalid configuration: cannot use unified on cgroup v1"
+            raise ConfigError("cgroup v2 (unified) parameters cannot be used on a cgroup v1 "
+                              "host", f"{where}.unified")
+        return
+    m, c, b = spec.get("memory", {}), spec.get("cpu", {}), spec.get("blockIO", {})
+    refusals = [
+        ("swappiness" in m, "memory.swappiness", "cgroup v2 has no per-cgroup swappiness"),
+        (m.get("disableOOMKiller") is True, "memory.disableOOMKiller",
+         "cgroup v2 cannot disable the OOM killer (no memory.oom_control)"),
+        (m.get("useHierarchy") is False, "memory.useHierarchy",
+         "cgroup v2 memory accounting is always hierarchical"),
+        ("realtimeRuntime" in c, "cpu.realtimeRuntime",
+         "cgroup v2 has no realtime scheduling limits (cpu.rt_runtime_us)"),
+        ("realtimePeriod" in c, "cpu.realtimePeriod",
+         "cgroup v2 has no realtime scheduling limits (cpu.rt_period_us)"),
+        ("leafWeight" in b, "blockIO.leafWeight", "cgroup v2 has no leaf weights"),
+        (any("leafWeight" in d for d in b.get("weightDevice", [])), "blockIO.weightDevice",
+         "cgroup v2 has no leaf weights (leafWeight)"),
+        ("network" in spec, "network",
+         "cgroup v2 has no net_cls/net_prio controllers (classID, priorities are v1 only)"),
+    ]
+    for refused, field, why in refusals:
+        if refused:
+            raise ConfigError(why, f"{where}.{field}")
+
+
+# --- cross-field rules -----------------------------------------------------------------
+
+def check(spec: dict, where: str = "linux.resources", version: str = "v1") -> None:
+    """Rules between fields, on the effective values (for update: the persisted
+    resources with the update merged in)."""
+    m = spec.get("memory", {})
+    limit, swap = m.get("limit", 0), m.get("swap", 0)
+    if swap > 0:
+        if limit <= 0:
+            raise ConfigError("a swap limit (memory+swap) needs a memory limit",
+                              f"{where}.memory.swap")
+        if swap < limit:
+            raise ConfigError(f"memory+swap limit {swap} must be >= the memory limit {limit}",
+                              f"{where}.memory.swap")
+    # Kernel memory: Linux >= 6.1 ignores writes to memory.kmem.limit_in_bytes
+    # (and cgroup v2 has no separate kmem/tcp limit). Kernel memory is charged
+    # to the memory limit, so a kernel limit >= the memory limit is already
+    # enforced by it (the v1 documentation's "K >= U" case); a tighter one
+    # cannot be, and is refused rather than silently ignored (runc only warns).
+    for k, file in (("kernel", "memory.kmem.limit_in_bytes"),
+                    ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
+        if k == "kernelTCP" and version == "v1":
+            continue    # v1 still has a working tcp limit: written as asked
+        value = m.get(k, 0)
+        if value > 0 and (limit <= 0 or value < limit):
+            raise ConfigError(
+                f"a separate {'kernel' if k == 'kernel' else 'kernel TCP'} memory limit "
+                f"({value}) below the memory limit ({limit if limit > 0 else 'unlimited'}) "
+                f"cannot be enforced: this kernel has no working {file}"
+                + (" on cgroup v2" if version == "v2" else ""), f"{where}.memory.{k}")
+    c = spec.get("cpu", {})
+    quota, burst = c.get("quota", 0), c.get("burst", 0)
+    if quota > 0 and burst > quota:
+        raise ConfigError(f"burst {burst} must not exceed the quota {quota}",
+                          f"{where}.cpu.burst")
+    if c.get("idle") == 1 and "shares" in c:
+        raise ConfigError("shares cannot be set on an idle (idle: 1) cgroup: the kernel "
+                          "gives idle cgroups the minimum weight", f"{where}.cpu.shares")
+
+
+# --- host capabilities -------------------------------------------------------------------
+
+def host_page_sizes(root: str = "/sys/kernel/mm/hugepages") -> list[str]:
+    """Huge page sizes as cgroup files name them: hugepages-2048kB -> "2MB"."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        m = re.match(r"^hugepages-(\d+)kB$", name)
+        if not m:
+            continue
+        kb = int(m.group(1))
+        out.append(f"{kb >> 20}GB" if kb >= 1 << 20 else f"{kb >> 10}MB" if kb >= 1 << 10
+                   else f"{kb}KB")
+    return out
+
+
+def needed_controllers(spec: dict, version: str) -> list[tuple[str, str]]:
+    """[(controller, field)] the spec needs, in a stable order."""
+    out: list[tuple[str, str]] = []
+    if spec.get("memory"):
+        out.append(("memory", "memory"))
+    c = spec.get("cpu", {})
+    if any(k in c for k in ("shares", "quota", "period", "burst", "realtimeRuntime",
+                            "realtimePeriod", "idle")):
+        out.append(("cpu", "cpu"))
+    if "cpus" in c or "mems" in c:
+        out.append(("cpuset", "cpu.cpus" if "cpus" in c else "cpu.mems"))
+    if spec.get("pids"):
+        out.append(("pids", "pids"))
+    if spec.get("blockIO"):
+        out.append(("blkio" if version == "v1" else "io", "blockIO"))
+    if spec.get("hugepageLimits"):
+        out.append(("hugetlb", "hugepageLimits"))
+    n = spec.get("network", {})
+    if "classID" in n:
+        out.append(("net_cls", "network.classID"))
+    if "priorities" in n:
+        out.append(("net_prio", "network.priorities"))
+    if spec.get("rdma"):
+        out.append(("rdma", "rdma"))
+    for key in spec.get("unified", {}):
+        ctrl = key.split(".", 1)[0]
+        if ctrl != "cgroup":
+            out.append((ctrl, f"unified.{key}"))
+    return out
+
+
+def check_host(spec: dict, where: str, version: str, available, page_sizes=None) -> None:
+    """Every controller the spec needs is mounted (v1) / available to the
+    cgroup (v2), and every huge page size exists. ConfigError otherwise."""
+    for ctrl, field in needed_controllers(spec, version):
+        if ctrl not in available:
+            how = ("is not mounted on this host" if version == "v1"
+                   else "is not available (not in the parent's cgroup.controllers)")
+            raise ConfigError(f"needs the {ctrl} cgroup controller, which {how}",
+                              f"{where}.{field}")
+    if spec.get("hugepageLimits"):
+        sizes = host_page_sizes() if page_sizes is None else page_sizes
+        for i, h in enumerate(spec["hugepageLimits"]):
+            if h["pageSize"] not in sizes:
+                raise ConfigError(f"huge page size {h['pageSize']} is not supported by this "
+                                  f"kernel (has: {', '.join(sizes) or 'none'})",
+                                  f"{where}.hugepageLimits[{i}].pageSize")
+
+
+# --- merging (update) ----------------------------------------------------------------------
+
+def merge(old: dict, new: dict) -> dict:
+    """OCI resources `old` with the spec `new` laid over it (what update persists):
+    scalars replace, device lists merge per major:minor, huge pages per size,
+    rdma per device, unified per key, network priorities per interface."""
+    import copy
+    out = copy.deepcopy(old) if isinstance(old, dict) else {}
+    for section, value in new.items():
+        if section == "hugepageLimits":
+            by = {h.get("pageSize"): h for h in out.get(section) or []}
+            for h in value:
+                by[h["pageSize"]] = dict(h)
+            out[section] = list(by.values())
+            continue
+        if section in ("rdma", "unified"):
+            cur = dict(out.get(section) or {})
+            cur.update(copy.deepcopy(value))
+            out[section] = cur
+            continue
+        cur = dict(out.get(section) or {})
+        for k, v in value.items():
+            if isinstance(v, list):
+                key = ("name",) if k == "priorities" else ("major", "minor")
+                by = {tuple(d.get(x) for x in key): d for d in cur.get(k) or []}
+                for d in v:
+                    by[tuple(d[x] for x in key)] = dict(d)
+                cur[k] = list(by.values())
+            else:
+                cur[k] = v
+        out[section] = cur
+    return out
+
+
+# --- writing ---------------------------------------------------------------------------
+
+class Target:
+    """Where the writes go: one directory per v1 controller, or the v2 cgroup.
+    Every write error names the OCI field and the file. `journal` (a list)
+    records the previous content of single-value files for rollback()."""
+
+    def __init__(self, version: str, paths: dict[str, str], journal: list | None = None):
+        self.version = version
+        self.paths = paths
+        self.journal = journal
+
+    def dir(self, ctrl: str, field: str) -> str:
+        if self.version == "v2":
+            return self.paths[""]
+        path = self.paths.get(ctrl)
+        if not path:
+            raise CgroupError(f"cannot set it: the {ctrl} cgroup hierarchy is not mounted "
+                              "(or the container has no cgroup in it)", field)
+        return path
+
+    def has(self, ctrl: str, file: str) -> bool:
+        d = self.paths.get("" if self.version == "v2" else ctrl)
+        return bool(d) and os.path.exists(os.path.join(d, file))
+
+    def read(self, ctrl: str, file: str, field: str = "") -> str:
+        path = os.path.join(self.dir(ctrl, field), file)
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError as e:
+            raise CgroupError(f"cannot read {path}: {e.strerror}", field or None) from e
+
+    def write(self, field: str, ctrl: str, file: str, value: str) -> None:
+        path = os.path.join(self.dir(ctrl, field), file)
+        if self.journal is not None:
+            try:
+                with open(path) as f:
+                    old = f.read()
+                if old.strip() and "\n" not in old.strip() and ":" not in old:
+                    self.journal.append((path, old.strip()))
+            except OSError:
+                pass
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise CgroupError(f"cannot set it: {path} does not exist (the kernel lacks "
+                                  "this control file)", field) from e
+            raise CgroupError(f"cannot open {path}: {e.strerror}", field) from e
+        try:
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}", field) from e
+        finally:
+            os.close(fd)
+
+    def rollback(self) -> None:
+        """Best effort: put back the single-value files written so far."""
+        for path, old in reversed(self.journal or []):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, old.encode())
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+        if self.journal is not None:
+            self.journal.clear()
+
+
+def _errno(e: CgroupError) -> int | None:
+    return getattr(e.__cause__, "errno", None)
+
+
+def apply(spec: dict, target: Target, context: dict | None = None,
+          where: str = "linux.resources") -> None:
+    """Write the spec into the cgroup. `context` is the effective (merged)
+    resources spec, used where a write needs a value the spec leaves out
+    (v2 cpu.max needs quota *and* period; v2 swap needs the memory limit)."""
+    ctx = spec if context is None else context
+    if target.version == "v2":
+        apply_v2(spec, target, ctx, where)
+    else:
+        apply_v1(spec, target, ctx, where)
+
+
+# v1 (runc fs driver order: cpuset, memory, cpu, pids, blkio, hugetlb, net_cls,
+# net_prio, rdma) --------------------------------------------------------------------------
+
+def apply_v1(spec: dict, t: Target, ctx: dict, where: str) -> None:
+    c = spec.get("cpu", {})
+    for k in ("cpus", "mems"):
+        if k in c:
+            t.write(f"{where}.cpu.{k}", "cpuset", f"cpuset.{k}", c[k])
+    if "memory" in spec:
+        _memory_v1(spec["memory"], t, f"{where}.memory")
+    if c:
+        _cpu_v1(c, t, f"{where}.cpu")
+    if "pids" in spec:
+        limit = spec["pids"]["limit"]
+        t.write(f"{where}.pids.limit", "pids", "pids.max", "max" if limit < 0 else str(limit))
+    if "blockIO" in spec:
+        _blkio_v1(spec["blockIO"], t, f"{where}.blockIO")
+    for i, h in enumerate(spec.get("hugepageLimits", [])):
+        field = f"{where}.hugepageLimits[{i}]"
+        prefix = f"hugetlb.{h['pageSize']}"
+        t.write(field, "hugetlb", prefix + ".limit_in_bytes", str(h["limit"]))
+        if t.has("hugetlb", prefix + ".rsvd.limit_in_bytes"):
+            t.write(field, "hugetlb", prefix + ".rsvd.limit_in_bytes", str(h["limit"]))
+    n = spec.get("network", {})
+    if "classID" in n:
+        t.write(f"{where}.network.classID", "net_cls", "net_cls.classid", str(n["classID"]))
+    for i, p in enumerate(n.get("priorities", [])):
+        t.write(f"{where}.network.priorities[{i}]", "net_prio", "net_prio.ifpriomap",
+                f"{p['name']} {p['priority']}")
+    _rdma(spec, t, where)
+
+
+def _memory_v1(m: dict, t: Target, at: str) -> None:
+    limit, swap = m.get("limit", 0), m.get("swap", 0)
+    memsw = "memory.memsw.limit_in_bytes"
+    # runc: memory -1 with swap unset means "both unlimited"
+    if limit == -1 and swap == 0 and t.has("memory", memsw):
+        swap = -1
+    if swap and not t.has("memory", memsw):
+        raise CgroupError(f"cannot set it: {memsw} does not exist (the kernel has no swap "
+                          "accounting: CONFIG_MEMCG_SWAP / swapaccount=0)", f"{at}.swap")
+
+    def set_limit():
+        if not limit:
+            return
+        try:
+            t.write(f"{at}.limit", "memory", "memory.limit_in_bytes", str(limit))
+        except CgroupError as e:
+            if _errno(e) != errno.EBUSY:
+                raise
+            usage = t.read("memory", "memory.usage_in_bytes", f"{at}.limit")
+            peak = t.read("memory", "memory.max_usage_in_bytes", f"{at}.limit")
+            raise CgroupError(f"unable to set memory limit to {limit} (current usage: {usage}, "
+                              f"peak usage: {peak})", f"{at}.limit") from e.__cause__
+
+    def set_swap():
+        if swap:
+            t.write(f"{at}.swap", "memory", memsw, str(swap))
+
+    # The kernel keeps memsw >= memory at every moment: raising both, write
+    # memsw first; lowering, memory first (runc's setMemoryAndSwap).
+    if limit and swap:
+        current = int(t.read("memory", "memory.limit_in_bytes", f"{at}.limit"))
+        if swap == -1 or current < swap:
+            set_swap()
+            set_limit()
+        else:
+            set_limit()
+            set_swap()
+    else:
+        set_limit()
+        set_swap()
+    if "reservation" in m:
+        t.write(f"{at}.reservation", "memory", "memory.soft_limit_in_bytes",
+                str(m["reservation"]))
+    if "kernelTCP" in m:
+        t.write(f"{at}.kernelTCP", "memory", "memory.kmem.tcp.limit_in_bytes",
+                str(m["kernelTCP"]))
+    # kernel: never written (see check(): Linux >= 6.1 ignores the file)
+    if "disableOOMKiller" in m:
+        current = t.read("memory", "memory.oom_control", f"{at}.disableOOMKiller")
+        on = "oom_kill_disable 1" in current
+        if on != m["disableOOMKiller"]:
+            t.write(f"{at}.disableOOMKiller", "memory", "memory.oom_control",
+                    "1" if m["disableOOMKiller"] else "0")
+    if "swappiness" in m:
+        t.write(f"{at}.swappiness", "memory", "memory.swappiness", str(m["swappiness"]))
+    if "useHierarchy" in m:
+        want = "1" if m["useHierarchy"] else "0"
+        if t.read("memory", "memory.use_hierarchy", f"{at}.useHierarchy") != want:
+            t.write(f"{at}.useHierarchy", "memory", "memory.use_hierarchy", want)
+
+
+def _cpu_v1(c: dict, t: Target, at: str) -> None:
+    if "shares" in c:
+        t.write(f"{at}.shares", "cpu", "cpu.shares", str(c["shares"]))
+        got = int(t.read("cpu", "cpu.shares", f"{at}.shares"))
+        if got != c["shares"]:
+            raise CgroupError(f"the {'maximum' if c['shares'] > got else 'minimum'} allowed "
+                              f"cpu-shares is {got}", f"{at}.shares")
+    quota = c.get("quota", 0)
+    # A new period (or burst) can be refused (EINVAL) until the new quota is
+    # in: retry it after the quota (runc).
+    retry = []
+    for key, file in (("period", "cpu.cfs_period_us"), ("burst", "cpu.cfs_burst_us")):
+        if key not in c:
+            continue
+        try:
+            t.write(f"{at}.{key}", "cpu", file, str(c[key]))
+        except CgroupError as e:
+            if _errno(e) != errno.EINVAL or not quota:
+                raise
+            retry.append((key, file))
+    if quota:
+        t.write(f"{at}.quota", "cpu", "cpu.cfs_quota_us", str(quota))
+        for key, file in retry:
+            t.write(f"{at}.{key}", "cpu", file, str(c[key]))
+    if "idle" in c:
+        t.write(f"{at}.idle", "cpu", "cpu.idle", str(c["idle"]))
+    rt_retry = False
+    if "realtimePeriod" in c:
+        try:
+            t.write(f"{at}.realtimePeriod", "cpu", "cpu.rt_period_us", str(c["realtimePeriod"]))
+        except CgroupError as e:
+            if _errno(e) != errno.EINVAL or "realtimeRuntime" not in c:
+                raise
+            rt_retry = True
+    if "realtimeRuntime" in c:
+        t.write(f"{at}.realtimeRuntime", "cpu", "cpu.rt_runtime_us",
+                str(c["realtimeRuntime"]))
+        if rt_retry:
+            t.write(f"{at}.realtimePeriod", "cpu", "cpu.rt_period_us",
+                    str(c["realtimePeriod"]))
+
+
+def _blkio_v1(b: dict, t: Target, at: str) -> None:
+    # CFQ's blkio.weight is gone since Linux 5.0; BFQ has blkio.bfq.weight (runc
+    # prefers blkio.weight when both exist).
+    bfq = not t.has("blkio", "blkio.weight") and t.has("blkio", "blkio.bfq.weight")
+    weight_file = "blkio.bfq.weight" if bfq else "blkio.weight"
+    weight_device_file = "blkio.bfq.weight_device" if bfq else "blkio.weight_device"
+    if "weight" in b:
+        t.write(f"{at}.weight", "blkio", weight_file, str(b["weight"]))
+    if "leafWeight" in b:
+        t.write(f"{at}.leafWeight", "blkio", "blkio.leaf_weight", str(b["leafWeight"]))
+    for i, d in enumerate(b.get("weightDevice", [])):
+        dev = f"{d['major']}:{d['minor']}"
+        if "weight" in d:
+            t.write(f"{at}.weightDevice[{i}].weight", "blkio", weight_device_file,
+                    f"{dev} {d['weight']}")
+        if "leafWeight" in d:
+            t.write(f"{at}.weightDevice[{i}].leafWeight", "blkio", "blkio.leaf_weight_device",
+                    f"{dev} {d['leafWeight']}")
+    for key, file in THROTTLE_V1.items():
+        for i, d in enumerate(b.get(key, [])):
+            t.write(f"{at}.{key}[{i}]", "blkio", file, f"{d['major']}:{d['minor']} {d['rate']}")
+
+
+def _rdma(spec: dict, t: Target, where: str) -> None:
+    for dev, limits in spec.get("rdma", {}).items():
+        line = dev
+        if "hcaHandles" in limits:
+            line += f" hca_handle={limits['hcaHandles']}"
+        if "hcaObjects" in limits:
+            line += f" hca_object={limits['hcaObjects']}"
+        t.write(f"{where}.rdma.{dev}", "rdma", "rdma.max", line)
+
+
+# v2 (runc fs2 order: pids, memory, io, cpu, cpuset, hugetlb, rdma, unified) -----------------
+
+def cpu_shares_to_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000] (runc)."""
+    return 0 if shares == 0 else 1 + ((shares - 2) * 9999) // 262142
+
+
+def blkio_weight_to_io_weight(weight: int) -> int:
+    """v1 blkio weight [10, 1000] -> v2 io.weight [1, 10000] (runc)."""
+    return 0 if weight == 0 else 1 + ((weight - 10) * 9999) // 990
+
+
+def swap_to_v2(swap: int, limit: int) -> str | None:
+    """OCI memory.swap is memory+swap (v1's memsw); v2 memory.swap.max is swap
+    alone: swap - limit. None = leave memory.swap.max alone (runc's
+    ConvertMemorySwapToCgroupV2Value; check() already refused the bad pairs)."""
+    if limit == -1 and swap == 0:
+        return "max"            # "unlimited memory" means unlimited swap too
+    if swap == -1:
+        return "max"
+    if swap == 0:
+        return None
+    return str(swap - limit)
+
+
+def _num(v: int) -> str:
+    return "max" if v == -1 else str(v)
+
+
+def apply_v2(spec: dict, t: Target, ctx: dict, where: str) -> None:
+    if "pids" in spec:
+        t.write(f"{where}.pids.limit", "", "pids.max", _num(spec["pids"]["limit"]))
+    if "memory" in spec:
+        _memory_v2(spec["memory"], t, ctx.get("memory", {}), f"{where}.memory")
+    if "blockIO" in spec:
+        _io_v2(spec["blockIO"], t, f"{where}.blockIO")
+    c = spec.get("cpu", {})
+    if c:
+        _cpu_v2(c, t, ctx.get("cpu", {}), f"{where}.cpu")
+    for k in ("cpus", "mems"):
+        if k in c:
+            t.write(f"{where}.cpu.{k}", "", f"cpuset.{k}", c[k])
+    for i, h in enumerate(spec.get("hugepageLimits", [])):
+        field = f"{where}.hugepageLimits[{i}]"
+        prefix = f"hugetlb.{h['pageSize']}"
+        t.write(field, "", prefix + ".max", str(h["limit"]))
+        if t.has("", prefix + ".rsvd.max"):
+            t.write(field, "", prefix + ".rsvd.max", str(h["limit"]))
+    _rdma(spec, t, where)
+    for key, value in spec.get("unified", {}).items():
+        t.write(f"{where}.unified.{key}", "", key, value)
+
+
+def _memory_v2(m: dict, t: Target, ctx: dict, at: str) -> None:
+    limit = m.get("limit", 0)
+    if limit > 0 and ctx.get("checkBeforeUpdate"):
+        current = int(t.read("", "memory.current", f"{at}.limit"))
+        if current >= limit:
+            raise CgroupError(f"rejecting memory limit {limit}: the current usage {current} is "
+                              "not below it (checkBeforeUpdate)", f"{at}.limit")
+    swap = m.get("swap", 0)
+    if swap or limit == -1:
+        # swap needs the effective memory limit (the update may change only swap)
+        value = swap_to_v2(swap, limit if limit else ctx.get("limit", 0))
+        if value is not None:
+            try:
+                t.write(f"{at}.swap", "", "memory.swap.max", value)
+            except CgroupError as e:
+                # no swap accounting: "unlimited" or "no swap" are already true
+                if not (_errno(e) == errno.ENOENT and value in ("max", "0")):
+                    raise
+    if limit:
+        t.write(f"{at}.limit", "", "memory.max", _num(limit))
+    if "reservation" in m:
+        t.write(f"{at}.reservation", "", "memory.low", _num(m["reservation"]))
+    # kernel / kernelTCP: no v2 file; check() allowed only values the memory
+    # limit already enforces. swappiness, disableOOMKiller, useHierarchy:
+    # refused by parse() unless they ask for v2's fixed behaviour.
+
+
+def _io_v2(b: dict, t: Target, at: str) -> None:
+    bfq = t.has("", "io.bfq.weight")
+    if "weight" in b:
+        if bfq:
+            t.write(f"{at}.weight", "", "io.bfq.weight", str(b["weight"]))
+        else:
+            t.write(f"{at}.weight", "", "io.weight",
+                    str(blkio_weight_to_io_weight(b["weight"])))
+    if b.get("weightDevice"):
+        # per-device weights: BFQ (Linux >= 5.4 takes "MAJ:MIN W" in io.bfq.weight),
+        # else io.weight's per-device form (iocost), converted like the default
+        per_device_bfq = bfq and not t.read("", "io.bfq.weight").isdigit()
+        for i, d in enumerate(b["weightDevice"]):
+            field = f"{at}.weightDevice[{i}].weight"
+            dev = f"{d['major']}:{d['minor']}"
+            if per_device_bfq:
+                t.write(field, "", "io.bfq.weight", f"{dev} {d['weight']}")
+            elif t.has("", "io.weight"):
+                t.write(field, "", "io.weight",
+                        f"{dev} {blkio_weight_to_io_weight(d['weight'])}")
+            else:
+                raise CgroupError("cannot set a per-device weight: the kernel has neither "
+                                  "BFQ per-device weights (io.bfq.weight) nor io.weight", field)
+    for key, name in THROTTLE_V2.items():
+        for i, d in enumerate(b.get(key, [])):
+            # v1 semantics: rate 0 removes the limit; v2 spells that "max"
+            rate = d["rate"] or "max"
+            t.write(f"{at}.{key}[{i}]", "", "io.max",
+                    f"{d['major']}:{d['minor']} {name}={rate}")
+
+
+def _cpu_v2(c: dict, t: Target, ctx: dict, at: str) -> None:
+    if "idle" in c:
+        t.write(f"{at}.idle", "", "cpu.idle", str(c["idle"]))
+    if "shares" in c:
+        t.write(f"{at}.shares", "", "cpu.weight", str(cpu_shares_to_weight(c["shares"])))
+    burst_retry = False
+    if "burst" in c:
+        try:
+            t.write(f"{at}.burst", "", "cpu.max.burst", str(c["burst"]))
+        except CgroupError as e:
+            if _errno(e) != errno.EINVAL or "quota" not in c:
+                raise
+            burst_retry = True
+    if "quota" in c or "period" in c:
+        # cpu.max takes both: the one not in this spec comes from the
+        # effective resources (update of only one of them keeps the other)
+        quota = c.get("quota", ctx.get("quota", -1))
+        period = c.get("period", ctx.get("period", V2_DEFAULT_PERIOD))
+        field = f"{at}.quota" if "quota" in c else f"{at}.period"
+        t.write(field, "", "cpu.max", f"{'max' if quota <= 0 else quota} {period}")
+        if burst_retry:
+            t.write(f"{at}.burst", "", "cpu.max.burst", str(c["burst"]))
