@@ -7,19 +7,16 @@ import os
 import signal
 import time
 
-from pyrunc.errors import ConfigError, NotSupportedError
 
 from . import devices as _devices
+from . import resources as _resources
 from .common import (CGROUP_ROOT, CgroupError, detect, read_all_pids, read_file,
                      read_pids, write_file, write_pid)
 from .paths import V1_BEST_EFFORT, resolve_path, v1_paths, v2_path
 
 RMDIR_BUDGET = 1.0        # seconds destroy() keeps retrying EBUSY
 FREEZE_WAIT = 1.0         # seconds freeze_state() waits for FREEZING to settle
-
-
-def _empty(value) -> bool:
-    return value is None or value == {} or value == []
+CREATE_TASKS = 2          # tasks in the cgroup while create runs: middle + init
 
 
 class CgroupManager:
@@ -27,15 +24,18 @@ class CgroupManager:
 
     def __init__(self, path: str | None, resources: dict | None = None,
                  container_id: str | None = None, *, version: str | None = None):
-        self.validate(resources)
         self.version = version or detect()
+        self.validate(resources, version=self.version)
         self.resources = resources
         self.created: list[str] = []
+        self.pending: dict = {}
         inner = resolve_path(path, container_id or "")
         if self.version == "v2":
             self.paths = {"": v2_path(inner)}
         else:
             self.paths = v1_paths(inner)
+        if resources:
+            self.check_host(resources)
 
     # --- construction ----------------------------------------------------------
     @classmethod
@@ -43,6 +43,7 @@ class CgroupManager:
         self = cls.__new__(cls)
         self.version, self.paths, self.created, self.resources = version, dict(paths), \
             list(created), None
+        self.pending = {}
         return self
 
     def to_dict(self) -> dict:
@@ -72,17 +73,80 @@ class CgroupManager:
 
     # --- validation ------------------------------------------------------------
     @staticmethod
-    def validate(resources, where: str = "linux.resources") -> list:
+    def validate(resources, where: str = "linux.resources", *, version: str | None = None
+                 ) -> list:
         """Check linux.resources before anything is forked; returns the parsed device
-        rules. Everything but `devices` is refused (NotSupportedError) unless empty."""
+        rules. Pure: types, ranges, unknown keys and cross-field rules (see
+        resources.py); with `version` also what that cgroup version cannot do
+        (unified on v1, swappiness/realtime/network... on v2). ConfigError
+        names the field, e.g. linux.resources.memory.swappiness."""
         if resources is None:
             return []
-        if not isinstance(resources, dict):
-            raise ConfigError("must be an object", where)
-        for key in sorted(resources):
-            if key != "devices" and not _empty(resources[key]):
-                raise NotSupportedError(f"{where}.{key}")
+        spec = _resources.parse(resources, where, version)
+        _resources.check(spec, where, version or "v1")
         return _devices.parse_rules(resources.get("devices"), f"{where}.devices")
+
+    def available_controllers(self) -> set[str]:
+        """v1: the mounted hierarchies the container has a directory in; v2: the
+        controllers of the nearest existing ancestor of its cgroup (create()
+        enables those in every cgroup.subtree_control on the way down)."""
+        if self.version == "v1":
+            return set(self.paths)
+        current = os.path.dirname(self.paths[""])
+        while not os.path.isdir(current) and os.path.dirname(current) != current:
+            current = os.path.dirname(current)
+        try:
+            return set(read_file(current, "cgroup.controllers").split())
+        except CgroupError:
+            return set()
+
+    def check_host(self, resources, where: str = "linux.resources") -> None:
+        """Pre-fork: every controller the resources need exists for this cgroup
+        and every huge page size is the kernel's (ConfigError naming the field)."""
+        spec = _resources.parse(resources, where, self.version)
+        _resources.check_host(spec, where, self.version, self.available_controllers())
+
+    # --- applying resources ---------------------------------------------------------
+    def apply_resources(self, resources, *, context=None, creating: bool = False,
+                        rollback: bool = False, where: str = "linux.resources") -> None:
+        """Write linux.resources except devices (apply_devices does those) into
+        the cgroup(s), after the process was placed. `context`: the effective
+        resources when `resources` is only a change (update). `creating`: pids
+        limits below CREATE_TASKS (the middle process forks init while in the
+        cgroup) are kept in .pending until apply_pending() (after the fork).
+        `rollback`: on error, put back the single-value files already written.
+        CgroupError names the field and the file."""
+        spec = _resources.parse(resources, where, self.version)
+        ctx = spec if context is None else _resources.parse(context, where, self.version)
+        if creating and "pids" in spec and 0 <= spec["pids"]["limit"] < CREATE_TASKS:
+            self.pending = {"pids": spec.pop("pids")}
+        target = _resources.Target(self.version, self.paths, [] if rollback else None)
+        try:
+            _resources.apply(spec, target, ctx, where)
+        except BaseException:
+            if rollback:
+                target.rollback()
+            raise
+
+    def apply_pending(self) -> None:
+        """Write what apply_resources(creating=True) held back."""
+        pending, self.pending = self.pending, {}
+        if pending:
+            _resources.apply(pending, _resources.Target(self.version, self.paths), pending)
+
+    def stats(self) -> dict:
+        """The container's statistics, as runc's `events` prints them ("data")."""
+        from .stats import collect
+        return collect(self.version, self.paths)
+
+    def oom_watcher(self):
+        """An OOMWatcher on this cgroup (see stats.py)."""
+        from .stats import OOMWatcher
+        return OOMWatcher(self.version, self.paths)
+
+    def all_processes(self) -> list[int]:
+        """Pids in the container's cgroup and all its sub-cgroups."""
+        return read_all_pids(self.path)
 
     # --- lifecycle -------------------------------------------------------------
     @property

@@ -136,6 +136,7 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
 
 def _setup_process(plan: InitPlan) -> None:
     """What init and exec'd processes share: limits, privileges, identity, cwd."""
+    _default_home(plan.process)
     lsm.apply_on_exec(plan.process.apparmor_profile, plan.process.selinux_label)
     rlimits.apply_rlimits(plan.process.rlimits)
 
@@ -152,6 +153,23 @@ def _setup_process(plan: InitPlan) -> None:
     capabilities.finalize_identity_and_caps(
         plan.process.identity, plan.process.capabilities,
         after_user=(lambda: _chdir(plan.process.cwd)) if retry_chdir else None)
+
+
+def _default_home(process) -> None:
+    """runc sets HOME from the container's /etc/passwd when the config has none."""
+    if any(e.startswith("HOME=") for e in process.env):
+        return
+    home = "/"
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(process.identity.uid):
+                    home = fields[5] or "/"
+                    break
+    except OSError:
+        pass
+    process.env.append(f"HOME={home}")
 
 
 def _chdir(cwd: str, permission_ok: bool = False) -> bool:

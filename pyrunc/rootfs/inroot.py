@@ -41,29 +41,40 @@ def open_in_root(root_fd: int, path: str, flags: int = O_PATH) -> int:
 def make_in_root(root_fd: int, path: str, kind: str = "dir", mode: int = 0o755) -> int:
     """Create every missing component of `path` inside the root (the last one
     as a directory or an empty regular file) and return an O_PATH fd to it.
+    A dangling symlink on the way is followed inside the root (its target is
+    created there), as the kernel would resolve it from inside the container.
     An existing last component is accepted whatever its type; callers check."""
-    parts = _parts(path)
-    parent = os.dup(root_fd)
-    try:
-        for i, name in enumerate(parts):
-            last = i == len(parts) - 1
-            sub = "/".join(parts[: i + 1])
-            try:
-                fd = open_in_root(root_fd, sub)
-            except FileNotFoundError:
-                _create(parent, name, "file" if last and kind == "file" else "dir", mode)
-                fd = open_in_root(root_fd, sub)
+    for _hop in range(40):  # the kernel's own limit on symlink hops
+        parts = _parts(path)
+        parent = os.dup(root_fd)
+        try:
+            for i, name in enumerate(parts):
+                last = i == len(parts) - 1
+                sub = "/".join(parts[: i + 1])
+                try:
+                    fd = open_in_root(root_fd, sub)
+                except FileNotFoundError:
+                    target = _create(parent, name, "file" if last and kind == "file" else "dir", mode)
+                    if target is not None:  # dangling symlink: restart along its target
+                        base = "" if target.startswith("/") else "/".join(parts[:i])
+                        path = "/".join([base, target] + parts[i + 1:])
+                        break
+                    fd = open_in_root(root_fd, sub)
+                os.close(parent)
+                parent = fd
+            else:
+                return parent
+        except BaseException:
             os.close(parent)
-            parent = fd
-        return os.dup(parent) if not parts else parent
-    except BaseException:
+            raise
         os.close(parent)
-        raise
+    raise OSError(40, "too many levels of symbolic links", path)
 
 
-def _create(parent_fd: int, name: str, kind: str, mode: int) -> None:
+def _create(parent_fd: int, name: str, kind: str, mode: int) -> str | None:
+    """Create `name`; if it turns out to be a dangling symlink, return its target."""
     if name == "..":
-        return  # clamped to the root by RESOLVE_IN_ROOT; nothing to create
+        return None  # clamped to the root by RESOLVE_IN_ROOT; nothing to create
     try:
         if kind == "dir":
             os.mkdir(name, mode, dir_fd=parent_fd)
@@ -71,8 +82,8 @@ def _create(parent_fd: int, name: str, kind: str, mode: int) -> None:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
                              | os.O_CLOEXEC, 0o644, dir_fd=parent_fd))
     except FileExistsError:
-        # a dangling symlink: its target would be created outside our control
-        raise OSError(40, f"{name} is a dangling symlink") from None
+        return os.readlink(name, dir_fd=parent_fd)
+    return None
 
 
 def is_dir_fd(fd: int) -> bool:
