@@ -9,7 +9,8 @@ from pyrunc.errors import ContainerNotFound, PyruncError
 
 def state(root: str, container_id: str) -> None:
     from pyrunc.container import Container
-    sys.stdout.write(fastjson.dumps(Container.load(container_id, root).oci_state(), indent=2) + "\n")
+    # like runc: indented, and no newline at the end
+    sys.stdout.write(fastjson.dumps(Container.load(container_id, root).oci_state(), indent=2))
 
 
 def start(root: str, container_id: str) -> None:

@@ -43,11 +43,11 @@ class Container:
     def status(self) -> str:
         if not self.state.init_alive():
             return st.STOPPED
-        if self._dir.fifo_exists():
-            return st.CREATED
         cgroup = self._cgroup()
         if cgroup is not None and cgroup.freeze_state() == "frozen":
-            return st.PAUSED
+            return st.PAUSED    # a paused created container is "paused" too (runc)
+        if self._dir.fifo_exists():
+            return st.CREATED
         return st.RUNNING
 
     def oci_state(self) -> dict:
@@ -61,10 +61,10 @@ class Container:
             "bundle": self.state.bundle,
             "rootfs": self.state.rootfs,
             "created": self.state.created,
-            "owner": self.state.owner,
         }
-        if self.state.annotations:
+        if self.state.annotations:  # runc's order: annotations (omitted if empty), owner
             doc["annotations"] = self.state.annotations
+        doc["owner"] = self.state.owner
         return doc
 
     def _cgroup(self):
@@ -153,6 +153,21 @@ class Container:
             cgroup = self._cgroup()
             if cgroup is not None:
                 cgroup.thaw()
+
+    # --- cgroup-backed operations (pyrunc.cgroup_ops) -------------------------------
+
+    def pause(self) -> None:
+        from pyrunc import cgroup_ops
+        cgroup_ops.pause(self)
+
+    def resume(self) -> None:
+        from pyrunc import cgroup_ops
+        cgroup_ops.resume(self)
+
+    def update(self, resources: dict) -> None:
+        """Change linux.resources of a live container (LinuxResources dict)."""
+        from pyrunc import cgroup_ops
+        cgroup_ops.update(self, resources)
 
     # --- delete -----------------------------------------------------------------
 

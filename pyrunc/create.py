@@ -34,7 +34,8 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     if any(m.type in ("cgroup", "cgroup2") for m in plan.rootfs.mounts):
         plan.rootfs.cgroup_mounter = CgroupMounter(cgroup_dirs(cgroup.to_dict()),
                                                    plan.namespaces.has_new("cgroup"))
-    device_rules = list(resources.get("devices") or []) + _allowed_device_rules(plan)
+    device_rules = CgroupManager.combined_device_rules(resources.get("devices"),
+                                                       _allowed_device_rules(plan))
 
     terminal.check_terminal_options(plan.process.terminal, console_socket)
 
@@ -66,8 +67,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         def place(pid: int) -> None:
             cgroup.add_process(pid)
             cgroup.apply_devices(device_rules)
+            cgroup.apply_resources(resources, creating=True)
 
         state.pid = init.spawn(place)
+        cgroup.apply_pending()      # pids limits below middle+init, now init is alone
         state.init_start_time = st.process_start_time(state.pid) or 0
 
         def host_hooks() -> dict:

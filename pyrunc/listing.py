@@ -15,12 +15,12 @@ def list_containers(root: str) -> list[dict]:
         except PyruncError:
             continue  # half-created or being deleted
         doc = c.oci_state()
-        items.append({
-            "ociVersion": doc["ociVersion"], "id": doc["id"], "pid": doc["pid"],
-            "status": doc["status"], "bundle": doc["bundle"], "rootfs": doc["rootfs"],
-            "created": doc["created"], "annotations": doc.get("annotations") or None,
-            "owner": _owner(c),
-        })
+        item = {key: doc[key] for key in ("ociVersion", "id", "pid", "status", "bundle",
+                                          "rootfs", "created")}
+        if doc.get("annotations"):  # omitted when empty, as runc does
+            item["annotations"] = doc["annotations"]
+        item["owner"] = _owner(c)
+        items.append(item)
     return items
 
 

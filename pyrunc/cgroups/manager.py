@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+from pyrunc.errors import ConfigError
 
 from . import devices as _devices
 from . import resources as _resources
@@ -86,6 +87,31 @@ class CgroupManager:
         _resources.check(spec, where, version or "v1")
         return _devices.parse_rules(resources.get("devices"), f"{where}.devices")
 
+    @staticmethod
+    def combined_device_rules(config_rules, extra_rules, where: str = "linux.resources.devices"
+                              ) -> list:
+        """The config's device rules followed by the allow rules the runtime adds
+        (DEFAULT_ALLOWED_DEVICES, linux.devices), checked together (pure): a
+        default allow that would punch a hole in a config rule is refused before
+        anything is made. Returns Rules for apply_devices()."""
+        config_rules = list(config_rules or [])
+        extra_rules = list(extra_rules or [])
+        try:
+            return _devices.parse_rules(config_rules + extra_rules, where)
+        except ConfigError as e:
+            at = e.where or ""
+            if not at.startswith(where + "["):
+                raise
+            i = int(at[len(where) + 1:at.index("]", len(where))])
+            if i < len(config_rules):
+                raise
+            r = extra_rules[i - len(config_rules)]
+            dev = (f"{r.get('type', 'a')} {r.get('major', '*')}:{r.get('minor', '*')}"
+                   if isinstance(r, dict) else str(r))
+            raise ConfigError(f"{e.message} (the allow rule for {dev} that every container "
+                              "gets, from the default devices or linux.devices, conflicts "
+                              "with these rules)", where) from None
+
     def available_controllers(self) -> set[str]:
         """v1: the mounted hierarchies the container has a directory in; v2: the
         controllers of the nearest existing ancestor of its cgroup (create()
@@ -105,6 +131,14 @@ class CgroupManager:
         and every huge page size is the kernel's (ConfigError naming the field)."""
         spec = _resources.parse(resources, where, self.version)
         _resources.check_host(spec, where, self.version, self.available_controllers())
+        _resources.check_block_devices(spec, where)
+        for ctrl, file, field in _resources.optional_files(spec, self.version):
+            probe = self.paths[ctrl]
+            while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+                probe = os.path.dirname(probe)
+            if not os.path.exists(os.path.join(probe, file)):
+                raise ConfigError(f"this kernel has no {file} (the {ctrl} controller "
+                                  "lacks the feature)", f"{where}.{field}")
 
     # --- applying resources ---------------------------------------------------------
     def apply_resources(self, resources, *, context=None, creating: bool = False,

@@ -479,6 +479,54 @@ def check_host(spec: dict, where: str, version: str, available, page_sizes=None)
                                   f"{where}.hugepageLimits[{i}].pageSize")
 
 
+def optional_files(spec: dict, version: str) -> list[tuple[str, str, str]]:
+    """[(controller, file, field)] of v1 control files that only some kernels
+    have and that the spec needs. They show in every cgroup of a hierarchy,
+    its root included, so they can be checked before the container's cgroup
+    exists."""
+    if version != "v1":
+        return []
+    out = []
+    m, c, b = spec.get("memory", {}), spec.get("cpu", {}), spec.get("blockIO", {})
+    if m.get("swap", 0) > 0:
+        out.append(("memory", "memory.memsw.limit_in_bytes", "memory.swap"))
+    if "kernelTCP" in m:
+        out.append(("memory", "memory.kmem.tcp.limit_in_bytes", "memory.kernelTCP"))
+    if "burst" in c:
+        out.append(("cpu", "cpu.cfs_burst_us", "cpu.burst"))
+    if "idle" in c:
+        out.append(("cpu", "cpu.idle", "cpu.idle"))
+    for k, file in (("realtimeRuntime", "cpu.rt_runtime_us"), ("realtimePeriod", "cpu.rt_period_us")):
+        if k in c:
+            out.append(("cpu", file, f"cpu.{k}"))
+    if "leafWeight" in b:
+        out.append(("blkio", "blkio.leaf_weight", "blockIO.leafWeight"))
+    for i, d in enumerate(b.get("weightDevice", [])):
+        if "leafWeight" in d:
+            out.append(("blkio", "blkio.leaf_weight_device", f"blockIO.weightDevice[{i}]"))
+    return out
+
+
+def block_devices(spec: dict) -> list[tuple[int, int, str]]:
+    """[(major, minor, field)] of the block devices blockIO names."""
+    b = spec.get("blockIO", {})
+    out = []
+    for key in ("weightDevice",) + THROTTLE_KEYS:
+        for i, d in enumerate(b.get(key, [])):
+            out.append((d["major"], d["minor"], f"blockIO.{key}[{i}]"))
+    return out
+
+
+def check_block_devices(spec: dict, where: str, sysfs: str = "/sys/dev/block") -> None:
+    """The kernel refuses limits for devices it does not have (ENODEV)."""
+    if not os.path.isdir(sysfs):
+        return
+    for major, minor, field in block_devices(spec):
+        if not os.path.exists(os.path.join(sysfs, f"{major}:{minor}")):
+            raise ConfigError(f"block device {major}:{minor} does not exist on this host",
+                              f"{where}.{field}")
+
+
 # --- merging (update) ----------------------------------------------------------------------
 
 def merge(old: dict, new: dict) -> dict:

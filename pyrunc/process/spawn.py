@@ -52,7 +52,11 @@ class InitProcess:
         child.close()
         self._chan = host
         try:
-            place_in_cgroup(middle)
+            try:
+                place_in_cgroup(middle)
+            except BaseException:
+                os.kill(middle, signal.SIGKILL)     # it waits for GO: let _reap() return
+                raise
             host.send(sync.GO)
             msg = self._recv("middle process")
             if msg["type"] == sync.USERNS:

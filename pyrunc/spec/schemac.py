@@ -85,6 +85,20 @@ _IDENT_BAD = re.compile(r"[^0-9A-Za-z_]+")
 # reproduce jsonschema._utils.equal / uniq (bool is not 1, 1 == 1.0, deep
 # comparison of arrays and objects).
 _HELPERS = {
+    "_Regex": '''
+class _Regex:
+    """re.compile(pattern), compiled on first use (keeps the import cheap)."""
+
+    __slots__ = ("pattern", "search")
+
+    def __init__(self, pattern):
+        self.pattern = pattern
+        self.search = self._compile_and_search
+
+    def _compile_and_search(self, string):
+        self.search = re.compile(self.pattern).search
+        return self.search(string)
+''',
     "_equal": '''
 def _unbool(element, true=object(), false=object()):
     if element is True:
@@ -160,8 +174,11 @@ class _Compiler:
 
     # ------------------------------------------------------------- locations
 
-    def where(self, loc: tuple[str, str]) -> str:
-        return f"{loc[0]}#{loc[1]}"
+    @staticmethod
+    def where(loc: tuple[str, str]) -> str:
+        """A short display form: file name and JSON pointer."""
+        name = loc[0].rsplit("/", 1)[-1]
+        return f"{name}#{loc[1]}" if loc[1] else name
 
     def lookup(self, loc: tuple[str, str]):
         uri, pointer = loc
@@ -223,7 +240,8 @@ class _Compiler:
             re.compile(pattern)
         except re.error as exc:
             raise SchemaCompileError(f"{self.where(loc)}: pattern {pattern!r} does not compile: {exc}") from None
-        return self.const("RE", f"re.compile({pattern!r})", f"{self.where(loc)}")
+        self.helpers.add("_Regex")
+        return self.const("RE", f"_Regex({pattern!r})", f"{self.where(loc)}")
 
     # ------------------------------------------------------------ generation
 
@@ -380,11 +398,12 @@ class _Compiler:
             return (loc[0], f"{loc[1]}/{key}")
 
         types = self.types_of(schema, loc)
-        if types is not None:
+        if types is not None and not self.subsumed(known, types):
             if len(types) == 1:
                 fail_if(f"not {self._paren(self.type_expr(types[0], var))}")
             else:
                 fail_if("not (" + " or ".join(self._paren(self.type_expr(t, var)) for t in types) + ")")
+        if types is not None:
             known = frozenset(types) if known is None else known & frozenset(types)
 
         if "$ref" in schema:
@@ -441,6 +460,13 @@ class _Compiler:
         out += self.guarded(known, {"array"}, var, "list", depth, lambda d: self.array_keywords(
             schema, loc, var, d, fn_loc))
         return out
+
+    @staticmethod
+    def subsumed(known, types) -> bool:
+        """Is a value of any type in `known` already one of `types`?"""
+        if known is None:
+            return False
+        return all(k in types or (k == "integer" and "number" in types) for k in known)
 
     @staticmethod
     def _paren(expr: str) -> str:
@@ -511,13 +537,12 @@ class _Compiler:
         pad = "    " * depth
         out = []
         sub = lambda key: (loc[0], f"{loc[1]}/{key}")  # noqa: E731
-        if "required" in schema:
-            req = schema["required"]
-            if not isinstance(req, list) or not all(isinstance(r, str) for r in req):
-                raise SchemaCompileError(f"{self.where(loc)}: \"required\" must be an array of strings")
-            if req:
-                out.append(f"{pad}if " + " or ".join(f"{r!r} not in {var}" for r in dict.fromkeys(req)) + ":")
-                out.append(f"{pad}    return False")
+        req = schema.get("required", [])
+        if not isinstance(req, list) or not all(isinstance(r, str) for r in req):
+            raise SchemaCompileError(f"{self.where(loc)}: \"required\" must be an array of strings")
+        if req:
+            out.append(f"{pad}if " + " or ".join(f"{r!r} not in {var}" for r in dict.fromkeys(req)) + ":")
+            out.append(f"{pad}    return False")
         props = schema.get("properties", {})
         if not isinstance(props, dict):
             raise SchemaCompileError(f"{self.where(loc)}: \"properties\" must be an object")
@@ -527,15 +552,23 @@ class _Compiler:
             expr = self.sub_expr(subschema, ploc, f"{var}[{key!r}]", fn_loc)
             if expr == "True":
                 continue
+            present = key in req  # already checked above
             if expr is not None:
-                out.append(f"{pad}if {key!r} in {var} and not {self._paren(expr)}:")
+                test = f"not {self._paren(expr)}" if present else f"{key!r} in {var} and not {self._paren(expr)}"
+                out.append(f"{pad}if {test}:")
                 out.append(f"{pad}    return False")
                 continue
-            body = self.emit(subschema, ploc, child, None, depth + 1, fn_loc)
-            if body:
-                out.append(f"{pad}if {key!r} in {var}:")
-                out.append(f"{pad}    {child} = {var}[{key!r}]")
-                out += body
+            if present:
+                body = self.emit(subschema, ploc, child, None, depth, fn_loc)
+                if body:
+                    out.append(f"{pad}{child} = {var}[{key!r}]")
+                    out += body
+            else:
+                body = self.emit(subschema, ploc, child, None, depth + 1, fn_loc)
+                if body:
+                    out.append(f"{pad}if {key!r} in {var}:")
+                    out.append(f"{pad}    {child} = {var}[{key!r}]")
+                    out += body
         patterns = schema.get("patternProperties", {})
         if not isinstance(patterns, dict):
             raise SchemaCompileError(f"{self.where(loc)}: \"patternProperties\" must be an object")
@@ -555,14 +588,22 @@ class _Compiler:
             aloc = sub("additionalProperties")
             body = self.emit(additional, aloc, child, None, depth + 2, fn_loc)
             if body:
-                cond = f"{key_var} not in {self.const('PROPS', f'frozenset({tuple(props)!r})', self.where(loc))}"
+                conds = []
+                if props:
+                    conds.append(f"{key_var} not in {self.const('PROPS', f'frozenset({tuple(props)!r})', self.where(loc))}")
                 joined = "|".join(patterns)
                 if joined:
-                    cond += f" and not {self.regex(joined, aloc)}.search({key_var})"
-                loop.append(f"{pad}    if {cond}:")
-                loop += body
+                    conds.append(f"not {self.regex(joined, aloc)}.search({key_var})")
+                if conds:
+                    loop.append(f"{pad}    if {' and '.join(conds)}:")
+                    loop += body
+                else:  # every property is additional
+                    loop += [line[4:] for line in body]
         if loop:
-            out.append(f"{pad}for {key_var}, {child} in {var}.items():")
+            if any(key_var in line for line in loop):
+                out.append(f"{pad}for {key_var}, {child} in {var}.items():")
+            else:
+                out.append(f"{pad}for {child} in {var}.values():")
             out += loop
         return out
 
@@ -638,14 +679,14 @@ def compile_schemas(
     parts.append("import re\n")
     if comp.needs_number:
         parts.append("from numbers import Number as _Number\n")
-    if comp.helpers:
+    if "_equal" in comp.helpers:
         parts.append("from collections.abc import Mapping as _Mapping, Sequence as _Sequence\n")
     parts.append(f"\n__all__ = {[name for name, _ in public]!r}\n")
-    if comp.consts:
-        parts.append("\n" + "\n".join(comp.consts) + "\n")
-    for helper in ("_equal", "_uniq"):
+    for helper in ("_Regex", "_equal", "_uniq"):
         if helper in comp.helpers:
             parts.append("\n" + _HELPERS[helper])
+    if comp.consts:
+        parts.append("\n\n" + "\n".join(comp.consts) + "\n")
     for fn in comp.functions:
         parts.append("\n\n" + fn + "\n")
     if comp.aliases:

@@ -92,6 +92,26 @@ def register_fast_check(schema: str, check: Callable[[Any], bool] | None) -> Non
         _fast_checks[schema] = check
 
 
+def _compiled_check(name: str, schema: str) -> Callable[[Any], bool]:
+    """Stand-in for `name` of the generated pyrunc/spec/_config_check.py (see
+    pyrunc.spec.schemac): imports it on first use, then registers the real
+    function in its place.  That module imports nothing but re."""
+
+    def check(doc: Any) -> bool:
+        from pyrunc.spec import _config_check
+
+        real = getattr(_config_check, name)
+        if _fast_checks.get(schema) is check:
+            register_fast_check(schema, real)
+        return real(doc)
+
+    return check
+
+
+register_fast_check(CONFIG_SCHEMA, _compiled_check("check_config", CONFIG_SCHEMA))
+register_fast_check(PROCESS_SCHEMA, _compiled_check("check_process", PROCESS_SCHEMA))
+
+
 # ---------------------------------------------------------------------------
 # public API
 

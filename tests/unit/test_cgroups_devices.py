@@ -6,7 +6,7 @@ from pyrunc.cgroups import manager as manager_mod
 from pyrunc.cgroups.common import CgroupError
 from pyrunc.cgroups.devices import (DEFAULT_ALLOWED_DEVICES, WILDCARD, Emulator, Rule,
                                     parse_rules, perms_to_str, v1_writes)
-from pyrunc.errors import ConfigError, NotSupportedError
+from pyrunc.errors import ConfigError
 
 DENY_ALL = {"allow": False, "access": "rwm"}
 
@@ -99,12 +99,17 @@ def test_validate_resources():
         Rule(False, "a", WILDCARD, WILDCARD, "rwm")]
     # empty sections ask for nothing: accepted
     assert CgroupManager.validate({"memory": {}, "pids": None, "hugepageLimits": []}) == []
+    # every resource is accepted now (tests/unit/test_cgroup_resources.py has the
+    # details); bad values and unknown keys are ConfigErrors naming the field
     for key, value in [("memory", {"limit": 1}), ("cpu", {"shares": 2}), ("pids", {"limit": 3}),
                        ("unified", {"memory.max": "1"}), ("blockIO", {"weight": 10})]:
-        with pytest.raises(NotSupportedError) as e:
-            CgroupManager.validate({"devices": [], key: value})
-        assert e.value.where == f"linux.resources.{key}"
-        assert "not supported" in str(e.value)
+        assert CgroupManager.validate({"devices": [], key: value}) == []
+    with pytest.raises(ConfigError) as e:
+        CgroupManager.validate({"devices": [], "unified": {"memory.max": "1"}}, version="v1")
+    assert e.value.where == "linux.resources.unified"
+    with pytest.raises(ConfigError) as e:
+        CgroupManager.validate({"memory": {"limit": -2}})
+    assert e.value.where == "linux.resources.memory.limit"
     with pytest.raises(ConfigError) as e:
         CgroupManager.validate({"devices": [{"allow": True, "type": "q", "access": "r"}]},
                                where="spec.resources")

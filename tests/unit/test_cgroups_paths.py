@@ -170,8 +170,9 @@ def test_manager_init_real_host_paths():
 
 
 def test_manager_init_validates_before_anything():
-    with pytest.raises(NotSupportedError):
-        CgroupManager("/x", {"memory": {"limit": 1}}, "x", version="v2")
+    with pytest.raises(ConfigError) as e:
+        CgroupManager("/x", {"memory": {"swappiness": 10}}, "x", version="v2")
+    assert e.value.where == "linux.resources.memory.swappiness"
 
 
 # --- create/destroy bookkeeping on a plain directory tree (no cgroupfs needed) ----------
