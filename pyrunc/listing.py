@@ -41,6 +41,6 @@ def format_table(items: list[dict]) -> str:
     for it in items:
         rows.append((it["id"], str(it["pid"]), it["status"], it["bundle"],
                      it["created"], it["owner"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "".join("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
-                   for r in rows)
+    # runc's tabwriter: cells padded by 3, columns at least 12 wide, last one bare
+    widths = [max(max(len(r[i]) for r in rows) + 3, 12) for i in range(len(rows[0]) - 1)]
+    return "".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1] + "\n" for r in rows)
