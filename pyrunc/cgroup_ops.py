@@ -99,6 +99,10 @@ def update(container, resources: dict) -> None:
         linux = c.state.config.setdefault("linux", {})
         old = linux.get("resources") or {}
         change = {k: v for k, v in resources.items() if k != "devices"}
+        mem = change.get("memory")
+        if isinstance(mem, dict) and mem.get("limit") == -1 and mem.get("swap") in (None, 0):
+            # runc: unlimited memory with swap not given means unlimited swap too
+            change["memory"] = dict(mem, swap=-1)
         spec = res.parse(change, WHERE, version)
         merged = res.merge({k: v for k, v in old.items() if k != "devices"}, spec)
         effective = res.parse(merged, WHERE, version)
@@ -261,6 +265,7 @@ def ps_table(pids: list[int], ps_args: list[str] | tuple = ()) -> str:
 
 # --- events ---------------------------------------------------------------------------------
 
+CHECK_EVERY = 1.0      # seconds between checks that the container still runs (events)
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
                    "m": 60.0, "h": 3600.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
@@ -317,13 +322,23 @@ def events(container, interval: float = 5.0, stats_only: bool = False, out=None)
         return
     from pyrunc import log
     watcher = cgroup.oom_watcher()
+    pidfd = -1
     try:
         poller = select.poll()
         poller.register(watcher.fileno(), watcher.poll_mask())
+        try:
+            pidfd = os.pidfd_open(container.pid)       # readable once init exits
+            poller.register(pidfd, select.POLLIN)
+        except OSError:
+            pass
         next_tick = time.monotonic() + interval
         while True:
-            timeout = max(0.0, next_tick - time.monotonic())
-            if poller.poll(int(timeout * 1000) + 1) and watcher.read():
+            # wake at least every CHECK_EVERY s to notice the cgroup emptying
+            timeout = min(CHECK_EVERY, max(0.0, next_tick - time.monotonic()))
+            ready = {fd for fd, _ in poller.poll(int(timeout * 1000) + 1)}
+            if pidfd in ready:
+                poller.unregister(pidfd)
+            if watcher.fileno() in ready and watcher.read():
                 emit({"type": "oom", "id": container.id})
             if watcher.gone or _finished(container, cgroup):
                 if watcher.read():
@@ -345,6 +360,8 @@ def events(container, interval: float = 5.0, stats_only: bool = False, out=None)
             pass
     finally:
         watcher.close()
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def _finished(container, cgroup) -> bool:

@@ -10,7 +10,6 @@ import time
 from pyrunc.errors import ConfigError
 
 from . import devices as _devices
-from . import resources as _resources
 from .common import (CGROUP_ROOT, CgroupError, detect, read_all_pids, read_file,
                      read_pids, write_file, write_pid)
 from .paths import V1_BEST_EFFORT, resolve_path, v1_paths, v2_path
@@ -81,6 +80,7 @@ class CgroupManager:
         resources.py); with `version` also what that cgroup version cannot do
         (unified on v1, swappiness/realtime/network... on v2). ConfigError
         names the field, e.g. linux.resources.memory.swappiness."""
+        from . import resources as _resources
         if resources is None:
             return []
         spec = _resources.parse(resources, where, version)
@@ -129,6 +129,7 @@ class CgroupManager:
     def check_host(self, resources, where: str = "linux.resources") -> None:
         """Pre-fork: every controller the resources need exists for this cgroup
         and every huge page size is the kernel's (ConfigError naming the field)."""
+        from . import resources as _resources
         spec = _resources.parse(resources, where, self.version)
         _resources.check_host(spec, where, self.version, self.available_controllers())
         _resources.check_block_devices(spec, where)
@@ -150,6 +151,7 @@ class CgroupManager:
         cgroup) are kept in .pending until apply_pending() (after the fork).
         `rollback`: on error, put back the single-value files already written.
         CgroupError names the field and the file."""
+        from . import resources as _resources
         spec = _resources.parse(resources, where, self.version)
         ctx = spec if context is None else _resources.parse(context, where, self.version)
         if creating and "pids" in spec and 0 <= spec["pids"]["limit"] < CREATE_TASKS:
@@ -164,6 +166,7 @@ class CgroupManager:
 
     def apply_pending(self) -> None:
         """Write what apply_resources(creating=True) held back."""
+        from . import resources as _resources
         pending, self.pending = self.pending, {}
         if pending:
             _resources.apply(pending, _resources.Target(self.version, self.paths), pending)

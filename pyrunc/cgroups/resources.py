@@ -403,6 +403,9 @@ def check(spec: dict, where: str = "linux.resources", version: str = "v1") -> No
                 + (" on cgroup v2" if version == "v2" else ""), f"{where}.memory.{k}")
     c = spec.get("cpu", {})
     quota, burst = c.get("quota", 0), c.get("burst", 0)
+    if burst > 0 and quota <= 0:
+        raise ConfigError("a burst needs a CPU quota (the kernel refuses a burst for an "
+                          "unlimited quota)", f"{where}.cpu.burst")
     if quota > 0 and burst > quota:
         raise ConfigError(f"burst {burst} must not exceed the quota {quota}",
                           f"{where}.cpu.burst")
@@ -899,6 +902,10 @@ def _memory_v2(m: dict, t: Target, ctx: dict, at: str) -> None:
 
 def _io_v2(b: dict, t: Target, at: str) -> None:
     bfq = t.has("", "io.bfq.weight")
+    # BFQ takes per-device weights ("MAJ:MIN W") since Linux 5.4, when reading
+    # io.bfq.weight shows more than one number (runc's bfqDeviceWeightSupported)
+    per_device_bfq = bfq and bool(b.get("weightDevice")) and \
+        not t.read("", "io.bfq.weight").isdigit()
     if "weight" in b:
         if bfq:
             t.write(f"{at}.weight", "", "io.bfq.weight", str(b["weight"]))
@@ -906,9 +913,8 @@ def _io_v2(b: dict, t: Target, at: str) -> None:
             t.write(f"{at}.weight", "", "io.weight",
                     str(blkio_weight_to_io_weight(b["weight"])))
     if b.get("weightDevice"):
-        # per-device weights: BFQ (Linux >= 5.4 takes "MAJ:MIN W" in io.bfq.weight),
-        # else io.weight's per-device form (iocost), converted like the default
-        per_device_bfq = bfq and not t.read("", "io.bfq.weight").isdigit()
+        # per-device weights: BFQ, else io.weight's per-device form (iocost),
+        # converted like the default weight
         for i, d in enumerate(b["weightDevice"]):
             field = f"{at}.weightDevice[{i}].weight"
             dev = f"{d['major']}:{d['minor']}"

@@ -38,6 +38,7 @@ Standard library only; nothing here imports jsonschema.
 from __future__ import annotations
 
 import json
+import keyword
 import re
 import sys
 from pathlib import Path
@@ -45,6 +46,7 @@ from urllib.parse import unquote, urldefrag, urljoin
 
 __all__ = [
     "DRAFT_2020_12",
+    "SUPPORTED_KEYWORDS",
     "SchemaCompileError",
     "compile_schemas",
     "compile_checker",
@@ -216,7 +218,7 @@ class _Compiler:
             stem = stem[: -len(".json")] if stem.endswith(".json") else stem
             parts = [_unescape(t) for t in pointer.split("/")[1:] if t not in ("$defs", "definitions", "properties")]
             base = _IDENT_BAD.sub("_", "__".join([stem] + parts)).strip("_") or "schema"
-            if base[0].isdigit() or base.startswith("check_"):
+            if base[0].isdigit() or base.startswith("check") or keyword.iskeyword(base):
                 base = "s_" + base
             name, n = base, 2
             while name in self.used_names:
@@ -245,16 +247,21 @@ class _Compiler:
 
     # ------------------------------------------------------------ generation
 
-    def run(self, entries: dict) -> str:
+    def run(self, entries: dict) -> list[tuple[str, str]]:
+        """Generate every function reachable from `entries` (public name -> location);
+        returns [(public name, function name)]."""
         public = []
         for name, (uri, pointer) in entries.items():
-            if not name.isidentifier():
-                raise SchemaCompileError(f"entry name {name!r} is not an identifier")
+            if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+                raise SchemaCompileError(f"entry name {name!r} is not a public identifier")
             public.append((name, self.name_for((uri, pointer))))
         i = 0
         while i < len(self.queue):
             self.generate(self.queue[i])
             i += 1
+        clash = {name for name, _ in public} & self.used_names
+        if clash:
+            raise SchemaCompileError(f"entry names {sorted(clash)} clash with generated functions")
         return public
 
     def generate(self, loc: tuple[str, str]) -> None:
@@ -277,7 +284,7 @@ class _Compiler:
         if any(k not in _ANNOTATIONS and k not in _ROOT_ONLY and k != "$ref" for k in schema):
             return None
         self.check_keywords(schema, loc)
-        target = self.resolve(self.base_of(loc, schema), self.ref_value(schema, loc))
+        target = self.resolve(loc[0], self.ref_value(schema, loc))
         seen = {loc}
         probe = target
         while True:  # refuse pure-alias cycles (jsonschema would recurse forever)
@@ -287,10 +294,7 @@ class _Compiler:
             node = self.lookup(probe)
             if not (isinstance(node, dict) and set(node) - _ANNOTATIONS - _ROOT_ONLY == {"$ref"}):
                 return target
-            probe = self.resolve(self.base_of(probe, node), self.ref_value(node, probe))
-
-    def base_of(self, loc, schema) -> str:
-        return loc[0]
+            probe = self.resolve(probe[0], self.ref_value(node, probe))
 
     def ref_value(self, schema, loc) -> str:
         ref = schema["$ref"]
@@ -404,7 +408,7 @@ class _Compiler:
             else:
                 fail_if("not (" + " or ".join(self._paren(self.type_expr(t, var)) for t in types) + ")")
         if types is not None:
-            known = frozenset(types) if known is None else known & frozenset(types)
+            known = self.narrow(known, types)
 
         if "$ref" in schema:
             target = self.name_for(self.resolve(loc[0], self.ref_value(schema, loc)))
@@ -460,6 +464,19 @@ class _Compiler:
         out += self.guarded(known, {"array"}, var, "list", depth, lambda d: self.array_keywords(
             schema, loc, var, d, fn_loc))
         return out
+
+    @staticmethod
+    def narrow(known, types) -> frozenset:
+        """The types `var` can have once it is known to be one of `known` and one of `types`."""
+        if known is None:
+            return frozenset(types)
+        out = set()
+        for k in known:
+            if k in types:
+                out.add(k)
+            elif (k == "integer" and "number" in types) or (k == "number" and "integer" in types):
+                out.add("integer")
+        return frozenset(out)
 
     @staticmethod
     def subsumed(known, types) -> bool:

@@ -1,0 +1,315 @@
+"""OCI hooks: the six kinds, their order, their stdin state, args/env/timeout,
+and what a failing hook does to the lifecycle (runtime-spec runtime.md,
+config.md#posix-platform-hooks).
+
+Host-namespace hooks run the host's /bin/sh; createContainer runs in the
+container's namespaces before pivot_root (host paths still resolve);
+startContainer runs inside the container, so it uses the rootfs' /bin/sh and
+writes into a bind-mounted directory.
+"""
+import json
+import os
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+HOST_KINDS = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def logging_hook(log: str, name: str, **extra) -> dict:
+    """Appends `<name> <mount ns> <stdin JSON>` to `log`."""
+    script = f'state=$(cat); echo "{name} $(readlink /proc/self/ns/mnt) $state" >> {log}'
+    return {"path": "/bin/sh", "args": ["sh", "-c", script], **extra}
+
+
+def failing_hook(name: str, code: int = 3) -> dict:
+    return {"path": "/bin/sh", "args": ["sh", "-c", f"echo {name} says no >&2; exit {code}"]}
+
+
+class HookLog:
+    """tmp/out/log on the host, /out/log in the container."""
+
+    def __init__(self, tmp_path, bundle):
+        self.dir = tmp_path / "hooks"
+        self.dir.mkdir()
+        self.path = self.dir / "log"
+        bundle.bind(self.dir, "/out")
+
+    def host(self, name: str, **extra) -> dict:
+        return logging_hook(str(self.path), name, **extra)
+
+    def inside(self, name: str, **extra) -> dict:
+        return logging_hook("/out/log", name, **extra)
+
+    def entries(self) -> list[tuple[str, str, dict | None]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            parts = line.split(" ", 2)
+            name, ns = parts[0], parts[1] if len(parts) > 1 else ""
+            state = json.loads(parts[2]) if len(parts) > 2 and parts[2].startswith("{") else None
+            out.append((name, ns, state))
+        return out
+
+    def names(self) -> list[str]:
+        return [e[0] for e in self.entries()]
+
+    def by_name(self) -> dict:
+        return {name: (ns, state) for name, ns, state in self.entries()}
+
+
+@pytest.fixture
+def hooklog(tmp_path, bundle) -> HookLog:
+    return HookLog(tmp_path, bundle)
+
+
+def host_mnt() -> str:
+    return os.readlink("/proc/self/ns/mnt")
+
+
+def gone(pyrunc, cid) -> bool:
+    res = pyrunc("state", cid)
+    return res.returncode == 1 and "container does not exist" in res.stderr
+
+
+# --- order and state ------------------------------------------------------------------------
+
+def test_all_hooks_order_and_state(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {
+        "prestart": [hooklog.host("prestart")],
+        "createRuntime": [hooklog.host("createRuntime")],
+        "createContainer": [hooklog.host("createContainer")],
+        "startContainer": [hooklog.inside("startContainer")],
+        "poststart": [hooklog.host("poststart")],
+        "poststop": [hooklog.host("poststop")],
+    }
+    bundle.config["annotations"] = {"org.example.key": "value"}
+    bundle.sh('echo "program $(readlink /proc/self/ns/mnt)" >> /out/log; exec sleep 1000')
+
+    cid, _ = pyrunc.create(bundle)
+    st = pyrunc.state(cid)
+    pid = st["pid"]
+    init_mnt = os.readlink(f"/proc/{pid}/ns/mnt")
+    assert init_mnt != host_mnt()
+    assert hooklog.names() == ["createRuntime", "createContainer"]
+
+    pyrunc.ok("start", cid)
+    assert pyrunc.wait_until(lambda: "program" in hooklog.names())
+    names = hooklog.names()
+    assert names[:3] == ["createRuntime", "createContainer", "prestart"], names
+    assert sorted(names[3:]) == ["poststart", "program", "startContainer"], names
+    assert names.index("startContainer") < names.index("program"), names
+    assert "poststop" not in names
+
+    pyrunc.ok("kill", cid, "KILL")
+    pyrunc.wait_status(cid, "stopped")
+    time.sleep(0.1)
+    assert "poststop" not in hooklog.names(), "poststop ran before delete"
+    res = pyrunc.ok("delete", cid)
+    assert res.stderr == ""
+    assert hooklog.names()[-1] == "poststop"
+    assert hooklog.names().count("poststop") == 1
+
+    entries = hooklog.by_name()
+    expected_status = {"createRuntime": "creating", "createContainer": "created",
+                       "prestart": "created", "startContainer": "created",
+                       "poststart": "running", "poststop": "stopped"}
+    for kind, status in expected_status.items():
+        ns, state = entries[kind]
+        assert state is not None, f"{kind}: no state on stdin"
+        assert state["id"] == cid, (kind, state)
+        assert state["status"] == status, (kind, state)
+        assert state["bundle"] == bundle.path, (kind, state)
+        assert state["ociVersion"], (kind, state)
+        assert state.get("annotations") == {"org.example.key": "value"}, (kind, state)
+        if kind == "poststop":
+            assert state.get("pid", 0) in (0, pid), (kind, state)
+        else:
+            assert state["pid"] == pid, (kind, state)
+    # where each ran: createContainer and startContainer in the container's mount namespace
+    for kind in ("createRuntime", "prestart", "poststart", "poststop"):
+        assert entries[kind][0] == host_mnt(), kind
+    assert entries["createContainer"][0] == init_mnt
+    assert entries["startContainer"][0] == init_mnt
+    assert entries["program"][0] == init_mnt
+
+
+def test_create_container_hook_runs_before_pivot(pyrunc, bundle, hooklog, tmp_path):
+    # the host's path to a file that does not exist in the rootfs resolves for it
+    marker = tmp_path / "host-only"
+    marker.write_text("seen\n")
+    bundle.config["hooks"] = {"createContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", f"cat {marker} > {hooklog.dir}/cc; "
+                             f"readlink /proc/self/ns/pid >> {hooklog.dir}/cc"]}]}
+    cid, _ = pyrunc.create(bundle)
+    pid = pyrunc.state(cid)["pid"]
+    lines = (hooklog.dir / "cc").read_text().splitlines()
+    assert lines == ["seen", os.readlink(f"/proc/{pid}/ns/pid")]
+    pyrunc.ok("delete", cid)
+
+
+def test_start_container_hook_runs_inside(pyrunc, bundle, hooklog):
+    # /etc/hostname-like evidence: the container's hostname, its /proc, its root
+    bundle.config["hooks"] = {"startContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", "hostname > /out/sc; ls /out >> /out/sc; "
+                             "test -x /bin/busybox && echo busybox >> /out/sc"]}]}
+    bundle.args("true")
+    cid, _ = pyrunc.create(bundle)
+    assert not (hooklog.dir / "sc").exists(), "startContainer ran at create"
+    pyrunc.ok("start", cid)
+    assert pyrunc.wait_until(lambda: (hooklog.dir / "sc").exists()
+                             and "busybox" in (hooklog.dir / "sc").read_text())
+    lines = (hooklog.dir / "sc").read_text().splitlines()
+    assert lines[0] == bundle.config["hostname"]
+    assert lines[-1] == "busybox"
+
+
+# --- args, env, timeout ---------------------------------------------------------------------
+
+def test_hook_args_and_env(pyrunc, bundle, hooklog):
+    d = hooklog.dir
+    with_env = {"path": "/bin/sh",
+                "args": ["custom-argv0", "-c", f"/bin/cat /proc/$$/cmdline > {d}/argv; "
+                                               f"/bin/cat /proc/$$/environ > {d}/env", "extra"],
+                "env": ["A=1", "B=two words", "PATH=/nowhere"]}
+    # (without `env` runc 1.1.5 passes its own environment on: not asserted here)
+    bundle.config["hooks"] = {"createRuntime": [with_env]}
+    cid, _ = pyrunc.create(bundle)
+    assert (d / "argv").read_bytes() == b"\0".join(a.encode() for a in with_env["args"]) + b"\0"
+    assert (d / "env").read_bytes().split(b"\0")[:-1] == [b"A=1", b"B=two words", b"PATH=/nowhere"]
+    pyrunc.ok("delete", cid)
+
+
+def test_hook_timeout(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {
+        "createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "10.4321"], "timeout": 1}],
+        "createContainer": [hooklog.host("createContainer")],
+    }
+    t0 = time.monotonic()
+    cid, res = pyrunc.create(bundle, check=False)
+    elapsed = time.monotonic() - t0
+    assert res.returncode == 1
+    line = pyrunc.one_line_error(res, "hooks.createRuntime[0]")
+    assert "time" in line.lower(), line
+    assert elapsed < 3, f"timeout 1 took {elapsed:.1f}s"
+    assert gone(pyrunc, cid)
+    assert hooklog.names() == []
+    # the hook was killed, not left running
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    assert b"10.4321" not in f.read(), f"timed-out hook {name} still runs"
+            except OSError:
+                pass
+
+
+def test_hook_without_timeout_waits(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {"createRuntime": [{
+        "path": "/bin/sh", "args": ["sh", "-c", f"sleep 1.2; echo done > {hooklog.dir}/slow"]}]}
+    cid, _ = pyrunc.create(bundle)
+    assert (hooklog.dir / "slow").read_text() == "done\n"
+    pyrunc.ok("delete", cid)
+
+
+# --- failures -------------------------------------------------------------------------------
+
+def test_failing_create_runtime_hook(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {
+        "createRuntime": [failing_hook("createRuntime")],
+        "createContainer": [hooklog.host("createContainer")],
+        "prestart": [hooklog.host("prestart")],
+    }
+    cid, res = pyrunc.create(bundle, check=False)
+    assert res.returncode == 1
+    pyrunc.one_line_error(res, "hooks.createRuntime[0]")
+    assert gone(pyrunc, cid)
+    assert not os.path.exists(os.path.join(pyrunc.root, cid))
+    assert [n for n in hooklog.names() if n in ("createContainer", "prestart")] == []
+
+
+def test_failing_create_container_hook(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {
+        "createContainer": [failing_hook("createContainer")],
+        "startContainer": [hooklog.inside("startContainer")],
+    }
+    cid, res = pyrunc.create(bundle, check=False)
+    assert res.returncode == 1
+    pyrunc.one_line_error(res, "hooks.createContainer[0]")
+    assert gone(pyrunc, cid)
+    assert hooklog.names() == []
+
+
+def test_failing_prestart_hook(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {
+        "prestart": [failing_hook("prestart"), hooklog.host("prestart-after")],
+        "startContainer": [hooklog.inside("startContainer")],
+        "poststart": [hooklog.host("poststart")],
+        "poststop": [hooklog.host("poststop")],
+    }
+    bundle.sh('echo "program x" >> /out/log; exec sleep 1000')
+    cid, _ = pyrunc.create(bundle)
+    pid = pyrunc.state(cid)["pid"]
+    res = pyrunc("start", cid)
+    assert res.returncode == 1
+    pyrunc.one_line_error(res, "hooks.prestart[0]")
+    assert gone(pyrunc, cid)
+    assert pyrunc.wait_until(lambda: not pyrunc.pid_alive(pid))
+    names = hooklog.names()
+    for never in ("prestart-after", "startContainer", "poststart", "program"):
+        assert never not in names, names
+    # the container was stopped and destroyed: lifecycle continues at delete (poststop)
+    assert names == ["poststop"], names
+
+
+def test_failing_poststart_hook_warns(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {
+        "poststart": [failing_hook("poststart"), hooklog.host("poststart-second")],
+    }
+    cid, _ = pyrunc.create(bundle)
+    res = pyrunc("start", cid)
+    assert res.returncode == 0, res.stderr
+    assert "hooks.poststart[0]" in res.stderr and "warn" in res.stderr.lower(), res.stderr
+    assert res.stdout == ""
+    assert pyrunc.state(cid)["status"] == "running"
+    assert hooklog.names() == ["poststart-second"]
+
+
+def test_failing_poststop_hook_warns(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {
+        "poststop": [failing_hook("poststop"), hooklog.host("poststop-second")],
+    }
+    bundle.args("true")
+    cid, _ = pyrunc.create(bundle)
+    pyrunc.ok("start", cid)
+    pyrunc.wait_status(cid, "stopped")
+    res = pyrunc("delete", cid)
+    assert res.returncode == 0, res.stderr
+    assert "hooks.poststop[0]" in res.stderr and "warn" in res.stderr.lower(), res.stderr
+    assert gone(pyrunc, cid)
+    assert hooklog.names() == ["poststop-second"]
+
+
+def test_poststop_after_kill_and_delete_of_created_container(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {"poststop": [hooklog.host("poststop")]}
+    cid, _ = pyrunc.create(bundle)
+    pyrunc.ok("delete", cid)  # a created container: delete kills init, then destroys
+    assert hooklog.names() == ["poststop"]
+    assert hooklog.by_name()["poststop"][1]["status"] == "stopped"
+
+
+def test_poststop_runs_on_force_delete_of_running_container(pyrunc, bundle, hooklog):
+    bundle.config["hooks"] = {"poststop": [hooklog.host("poststop")]}
+    cid, _ = pyrunc.create(bundle)
+    pyrunc.ok("start", cid)
+    assert pyrunc("delete", cid).returncode == 1  # running: refused, no hook
+    assert hooklog.names() == []
+    pyrunc.ok("delete", "--force", cid)
+    assert hooklog.names() == ["poststop"]
