@@ -1,17 +1,11 @@
 """/proc/<pid>/mountinfo, parsed once per call into plain records."""
-from typing import NamedTuple
+from collections import namedtuple
 
 
-class MountEntry(NamedTuple):
-    mount_id: int
-    parent_id: int
-    root: str          # the path inside the filesystem that is mounted
-    mountpoint: str
-    options: str       # per-mount options
-    optional: str      # propagation tags such as "shared:1 master:2"
-    fstype: str
-    source: str
-    super_options: str
+# root: the path inside the filesystem that is mounted; options: per-mount
+# options; optional: propagation tags such as "shared:1 master:2"
+MountEntry = namedtuple("MountEntry", "mount_id parent_id root mountpoint options optional "
+                                      "fstype source super_options")
 
 
 def _unescape(field: str) -> str:

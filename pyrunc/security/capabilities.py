@@ -10,15 +10,12 @@ which `finalize_identity_and_caps` performs in one call.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from dataclasses import dataclass
-from typing import Callable
 
-from pyrunc import native
+from pyrunc import log, native
 from pyrunc.errors import ConfigError, ContainerStartError
 
-log = logging.getLogger(__name__)
 
 # linux/capability.h
 CAPABILITIES: dict[str, int] = {
@@ -212,16 +209,16 @@ def apply_final(sets: CapabilitySets | None) -> None:
             continue
         name = CAP_NAMES.get(cap, str(cap))
         if not allowed >> cap & 1:
-            log.warning("can't raise ambient capability %s: not in permitted and inheritable", name)
+            log.warning(f"can't raise ambient capability {name}: not in permitted and inheritable")
             continue
         try:
             native.prctl(native.PR_CAP_AMBIENT, native.PR_CAP_AMBIENT_RAISE, cap)
         except OSError as e:  # runc only warns here
-            log.warning("can't raise ambient capability %s: %s", name, os.strerror(e.errno))
+            log.warning(f"can't raise ambient capability {name}: {os.strerror(e.errno)}")
 
 
 def finalize_identity_and_caps(identity, sets: CapabilitySets | None,
-                               after_user: Callable[[], None] | None = None) -> None:
+                               after_user=None) -> None:
     """runc's finalizeNamespace order: bounding drop -> PR_SET_KEEPCAPS 1 -> setgroups/
     setgid/setuid (+umask) -> [after_user(), e.g. the retried chdir] -> PR_SET_KEEPCAPS 0
     -> capset + ambient. `identity` is a pyrunc.security.identity.Identity."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import NamedTuple
+from collections import namedtuple
 
 from pyrunc.errors import ConfigError, ContainerStartError
 
@@ -36,10 +36,9 @@ RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 
-class Rlimit(NamedTuple):
-    resource: int
-    soft: int  # uint64 as in the config; RLIM_INFINITY is 2**64-1
-    hard: int
+class Rlimit(namedtuple("Rlimit", "resource soft hard")):
+    """soft/hard are uint64 as in the config; RLIM_INFINITY is 2**64-1."""
+    __slots__ = ()
 
     @property
     def name(self) -> str:

@@ -18,14 +18,12 @@ without noNewPrivileges, calls `plan.load()` before dropping capabilities.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from dataclasses import dataclass, field
 
-from pyrunc import native
+from pyrunc import log, native
 from pyrunc.errors import ConfigError, ContainerStartError, NotSupportedError
 
-log = logging.getLogger(__name__)
 
 # seccomp.h actions
 SCMP_ACT_KILL_PROCESS = 0x80000000
@@ -311,7 +309,7 @@ def compile_seccomp(seccomp: dict | None, where: str = "linux.seccomp") -> Secco
         try:
             filt.set_attr(SCMP_FLTATR_CTL_OPTIMIZE, 2)
         except OSError as e:
-            log.debug("seccomp binary tree optimization not available: %s", e)
+            log.debug(f"seccomp binary tree optimization not available: {e}")
 
     for name, action, args, w in calls:
         _add_call(plan, name, action, args, w)
@@ -325,7 +323,7 @@ def _add_call(plan: SeccompPlan, name: str, action: int,
         return  # redundant; libseccomp would refuse it
     nr = native.seccomp_syscall_number(name)
     if nr == -1:  # __NR_SCMP_ERROR: unknown to libseccomp -> ignored, like runc
-        log.debug("unknown seccomp syscall %r ignored", name)
+        log.debug(f"unknown seccomp syscall {name!r} ignored")
         plan.ignored_syscalls.append(name)
         return
     if not args:
