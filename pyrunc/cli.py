@@ -119,11 +119,8 @@ def _load(ctx, container_id: str):
 def create(ctx, bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds,
            container_id):
     """Create a container (its process waits for `start`)."""
-    from pyrunc.container import Container
-    with _failure_prefix("pyrunc create failed: "):
-        Container.create(container_id, bundle, root=_root(ctx), pid_file=pid_file,
-                         console_socket=console_socket, no_pivot=no_pivot,
-                         no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+    commands.create(_root(ctx), container_id, bundle, pid_file, console_socket, no_pivot,
+                    no_new_keyring, preserve_fds)
 
 
 @cli.command()
@@ -149,12 +146,10 @@ def start(ctx, container_id):
 def run(ctx, bundle, pid_file, console_socket, detach, keep, no_subreaper, no_pivot,
         no_new_keyring, preserve_fds, container_id):
     """Create and start a container; wait for it unless --detach."""
-    from pyrunc.run import run_container
-    with _failure_prefix("pyrunc run failed: "):
-        code = run_container(container_id, bundle, _root(ctx), detach=detach, keep=keep,
-                             subreaper=not no_subreaper, pid_file=pid_file,
-                             console_socket=console_socket, no_pivot=no_pivot,
-                             no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+    code = commands.run(_root(ctx), container_id, bundle, detach=detach, keep=keep,
+                        no_subreaper=no_subreaper, pid_file=pid_file,
+                        console_socket=console_socket, no_pivot=no_pivot,
+                        no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
     ctx.exit(code)
 
 
@@ -225,16 +220,17 @@ def exec_(ctx, process_file, detach, pid_file, console_socket, tty, cwd, env, us
           additional_gids, caps, no_new_privs, apparmor, process_label, preserve_fds,
           ignore_paused, container_id, args):
     """Run a process inside a running container."""
-    from pyrunc.exec import ExecError, exec_process, load_process_file, process_from_flags
+    from pyrunc.exec import ExecError, exec_process, process_from_flags
+    if process_file:
+        code = commands.exec_process_file(_root(ctx), container_id, process_file, detach,
+                                          pid_file, console_socket, preserve_fds, ignore_paused)
+        ctx.exit(code)
     try:
         container = _load(ctx, container_id)
-        if process_file:
-            process = load_process_file(process_file)
-        else:
-            process = process_from_flags(
-                container.state.config, list(args), env=env, cwd=cwd, user=user,
-                additional_gids=additional_gids, caps=caps, no_new_privs=no_new_privs,
-                tty=tty, apparmor=apparmor, process_label=process_label)
+        process = process_from_flags(
+            container.state.config, list(args), env=env, cwd=cwd, user=user,
+            additional_gids=additional_gids, caps=caps, no_new_privs=no_new_privs,
+            tty=tty, apparmor=apparmor, process_label=process_label)
         code = exec_process(container, process, detach=detach, pid_file=pid_file,
                             preserve_fds=preserve_fds, ignore_paused=ignore_paused,
                             console_socket=console_socket)
@@ -272,23 +268,6 @@ def _register_more_commands() -> None:
 
 
 _register_more_commands()
-
-
-class _failure_prefix:
-    """runc prefixes create/run failures with 'runc <cmd> failed: '."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if isinstance(exc, PyruncError) and not getattr(exc, "prefixed", False):
-            exc.message = self.prefix + (f"{exc.where}: {exc.message}" if exc.where else exc.message)
-            exc.where = None
-            exc.prefixed = True
-        return False
 
 
 def main(argv: list[str]) -> int:

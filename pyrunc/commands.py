@@ -39,6 +39,56 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
     container.delete(force=force)
 
 
+def create(root: str, container_id: str, bundle: str = ".", pid_file=None,
+           console_socket=None, no_pivot=False, no_new_keyring=False, preserve_fds=0) -> None:
+    from pyrunc.container import Container
+    with failure_prefix("pyrunc create failed: "):
+        Container.create(container_id, bundle, root=root, pid_file=pid_file,
+                         console_socket=console_socket, no_pivot=no_pivot,
+                         no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+
+
+def run(root: str, container_id: str, bundle: str = ".", detach=False, keep=False,
+        no_subreaper=False, **create_options) -> int:
+    from pyrunc.run import run_container
+    with failure_prefix("pyrunc run failed: "):
+        return run_container(container_id, bundle, root, detach=detach, keep=keep,
+                             subreaper=not no_subreaper, **create_options)
+
+
+def exec_process_file(root: str, container_id: str, process_file: str, detach=False,
+                      pid_file=None, console_socket=None, preserve_fds=0,
+                      ignore_paused=False) -> int:
+    """`exec --process FILE` (how containerd and conmon call exec)."""
+    from pyrunc.exec import ExecError, exec_process, load_process_file
+    from pyrunc.container import Container
+    try:
+        return exec_process(Container.load(container_id, root), load_process_file(process_file),
+                            detach=detach, pid_file=pid_file, preserve_fds=preserve_fds,
+                            ignore_paused=ignore_paused, console_socket=console_socket)
+    except ExecError:
+        raise
+    except PyruncError as e:  # exec reports every runtime failure with 255
+        raise ExecError(str(e)) from None
+
+
+class failure_prefix:
+    """runc prefixes create/run failures with 'runc <cmd> failed: '."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, PyruncError) and not getattr(exc, "prefixed", False):
+            exc.message = self.prefix + (f"{exc.where}: {exc.message}" if exc.where else exc.message)
+            exc.where = None
+            exc.prefixed = True
+        return False
+
+
 def report(exc: BaseException) -> int | None:
     """One line for the user and the exit code, or None if `exc` is not ours."""
     if isinstance(exc, PyruncError):

@@ -8,8 +8,24 @@ from pyrunc import commands, log
 
 _GLOBAL_VALUE = {"root", "log", "log-format", "rootless", "criu"}
 _GLOBAL_FLAG = {"debug"}
-_COMMAND_FLAGS = {"state": {}, "start": {}, "kill": {"a": "all", "all": "all"},
-                  "delete": {"f": "force", "force": "force"}}
+# command -> {flag spelling: (destination, takes a value)}
+_CREATE = {"b": ("bundle", True), "bundle": ("bundle", True), "pid-file": ("pid_file", True),
+           "console-socket": ("console_socket", True), "no-pivot": ("no_pivot", False),
+           "no-new-keyring": ("no_new_keyring", False), "preserve-fds": ("preserve_fds", True)}
+_COMMAND_FLAGS = {
+    "state": {}, "start": {},
+    "kill": {"a": ("all", False), "all": ("all", False)},
+    "delete": {"f": ("force", False), "force": ("force", False)},
+    "create": _CREATE,
+    "run": {**_CREATE, "d": ("detach", False), "detach": ("detach", False),
+            "keep": ("keep", False), "no-subreaper": ("no_subreaper", False)},
+    # only the --process form (containerd, conmon); flag-built processes go to click
+    "exec": {"p": ("process", True), "process": ("process", True), "d": ("detach", False),
+             "detach": ("detach", False), "pid-file": ("pid_file", True),
+             "console-socket": ("console_socket", True), "preserve-fds": ("preserve_fds", True),
+             "ignore-paused": ("ignore_paused", False)},
+}
+_POSITIONALS = {"kill": (1, 2)}
 
 
 def _name(arg: str) -> str | None:
@@ -40,18 +56,39 @@ def parse(argv: list[str]) -> tuple | None:
     if i >= len(argv) or argv[i] not in _COMMAND_FLAGS:
         return None
     command, known = argv[i], _COMMAND_FLAGS[argv[i]]
-    flags, positionals = set(), []
-    for arg in argv[i + 1:]:
-        name = _name(arg)
+    flags, positionals = {}, []
+    rest = argv[i + 1:]
+    j = 0
+    while j < len(rest):
+        arg, name = rest[j], _name(rest[j])
+        j += 1
         if name is None or positionals:  # runc stops parsing flags after the id
             positionals.append(arg)
-        elif name in known and "=" not in arg and (len(arg) > 2 or len(name) == 1):
-            flags.add(known[name])
-        else:
+            continue
+        if name not in known:
             return None
-    wanted = (1, 2) if command == "kill" else (1, 1)
-    if not wanted[0] <= len(positionals) <= wanted[1]:
+        dest, takes_value = known[name]
+        if takes_value:
+            if "=" in arg:
+                flags[dest] = arg.split("=", 1)[1]
+            elif j < len(rest):
+                flags[dest] = rest[j]
+                j += 1
+            else:
+                return None
+        elif "=" in arg:
+            return None
+        else:
+            flags[dest] = True
+    low, high = _POSITIONALS.get(command, (1, 1))
+    if not low <= len(positionals) <= high:
         return None
+    if command == "exec" and "process" not in flags:
+        return None
+    if "preserve_fds" in flags:
+        if not flags["preserve_fds"].isdigit():
+            return None
+        flags["preserve_fds"] = int(flags["preserve_fds"])
     if glob.get("log-format", "text") not in ("text", "json"):
         return None
     return glob, command, flags, positionals
@@ -73,9 +110,16 @@ def try_run(argv: list[str]) -> int | None:
         elif command == "start":
             commands.start(root, args[0])
         elif command == "kill":
-            commands.kill(root, *args, all_processes="all" in flags)
+            commands.kill(root, *args, all_processes=flags.get("all", False))
+        elif command == "delete":
+            commands.delete(root, args[0], force=flags.get("force", False))
+        elif command == "create":
+            commands.create(root, args[0], **flags)
+        elif command == "run":
+            return commands.run(root, args[0], **flags)
         else:
-            commands.delete(root, args[0], force="force" in flags)
+            process_file = flags.pop("process")
+            return commands.exec_process_file(root, args[0], process_file, **flags)
     except Exception as e:  # noqa: BLE001 - mapped to runc-style output below
         code = commands.report(e)
         if code is None:

@@ -97,13 +97,22 @@ def check_sysctls(sysctl: dict, ns: Namespaces) -> dict:
     return dict(sysctl)
 
 
+def dedupe_env(env: list) -> list:
+    """Later entries win, at the place of the first (how runc's init sets them)."""
+    merged = {}
+    for entry in env:
+        key = entry.split("=", 1)[0]
+        merged[key] = entry
+    return list(merged.values())
+
+
 def build_process_plan(proc: dict, where: str = "process") -> ProcessPlan:
     for name in _UNSUPPORTED["process"]:
         if proc.get(name):
             raise NotSupportedError(f"{where}.{name}")
     return ProcessPlan(
         args=list(proc.get("args") or []),
-        env=list(proc.get("env") or []),
+        env=dedupe_env(proc.get("env") or []),
         cwd=proc.get("cwd") or "/",
         terminal=bool(proc.get("terminal")),
         console_size=proc.get("consoleSize"),
