@@ -9,6 +9,7 @@ from pyrunc import state as st
 from pyrunc import terminal
 from pyrunc.cgroups import CgroupManager, resolve_path
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
+from pyrunc.cgroups.none import NoCgroup
 from pyrunc.container import OCI_VERSION, load_config
 from pyrunc.hooks import run_hooks
 from pyrunc.process.plan import build_plan
@@ -29,10 +30,13 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
                       no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
     linux = config.get("linux") or {}
     resources = linux.get("resources") or {}
-    cgroup = CgroupManager(resolve_path(linux.get("cgroupsPath"), container_id), resources,
-                           container_id)
+    if os.geteuid() != 0 and not resources:
+        cgroup = NoCgroup()  # rootless: the host's cgroups are not ours to write
+    else:
+        cgroup = CgroupManager(resolve_path(linux.get("cgroupsPath"), container_id), resources,
+                               container_id)
     if any(m.type in ("cgroup", "cgroup2") for m in plan.rootfs.mounts):
-        plan.rootfs.cgroup_mounter = CgroupMounter(cgroup_dirs(cgroup.to_dict()),
+        plan.rootfs.cgroup_mounter = CgroupMounter(cgroup_dirs(cgroup.to_dict() or {}),
                                                    plan.namespaces.has_new("cgroup"))
     device_rules = CgroupManager.combined_device_rules(resources.get("devices"),
                                                        _allowed_device_rules(plan))
@@ -84,11 +88,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         if pid_file:
             st.write_atomic(os.path.abspath(pid_file), str(state.pid))
     except BaseException:
-        init.kill()
+        steps = [init.kill, cgroup.destroy, state_dir.remove]
         if state.host_mounts_baseline is not None:
-            hostmounts.unmount_new(state.rootfs, state.host_mounts_baseline)
-        cgroup.destroy()
-        state_dir.remove()
+            steps.insert(1, lambda: hostmounts.unmount_new(state.rootfs, state.host_mounts_baseline))
+        _undo(*steps)
         raise
     finally:
         init.close()
@@ -98,6 +101,17 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             os.close(fifo_fd)
         state_dir.unlock()
     return state_dir, state
+
+
+def _undo(*steps) -> None:
+    """Run every cleanup step; one failing must neither stop the others nor
+    hide the error that made create fail (it is only logged)."""
+    from pyrunc import log
+    for step in steps:
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001
+            log.warning(f"cleanup after failed create: {e}")
 
 
 def cgroup_dirs(cgroup_state: dict) -> list[str]:

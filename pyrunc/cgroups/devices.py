@@ -209,10 +209,12 @@ class Emulator:
     def _ordered(self) -> list[tuple[tuple[str, int, int], int]]:
         return sorted(self.rules.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))
 
-    def transition(self, target: "Emulator") -> list[Rule]:
+    def transition(self, target: "Emulator", in_order: bool = False) -> list[Rule]:
         """The fewest rules that turn this state into target (runc's Transition).
         A blacklist source always gets the disruptive "a" rule first, because
-        devices.list cannot show which deny exceptions it has."""
+        devices.list cannot show which deny exceptions it has. New exceptions
+        come sorted by (major, minor, type) like runc, or with in_order in the
+        order the rules made them (the v1 kernel lists them in write order)."""
         out: list[Rule] = []
         old = self.rules
         if self.default_allow or self.default_allow != target.default_allow:
@@ -223,7 +225,8 @@ class Emulator:
             dropped = bits & ~target.rules.get((t, ma, mi), 0)
             if dropped:
                 out.append(Rule(target.default_allow, t, ma, mi, perms_to_str(dropped)))
-        for (t, ma, mi), bits in target._ordered():
+        for (t, ma, mi), bits in (list(target.rules.items()) if in_order
+                                  else target._ordered()):
             gained = bits & ~old.get((t, ma, mi), 0)
             if gained:
                 out.append(Rule(not target.default_allow, t, ma, mi, perms_to_str(gained)))
@@ -237,8 +240,11 @@ class Emulator:
 
 def v1_writes(current_list: str, rules: list[Rule]) -> list[tuple[str, str]]:
     """[(file, line)] to write into a v1 devices cgroup whose devices.list reads
-    `current_list` so that it enforces `rules`: devices.allow / devices.deny."""
+    `current_list` so that it enforces `rules`: devices.allow / devices.deny.
+    New exceptions are written in rule order, so devices.list shows them in
+    the order of linux.resources.devices (runtime-tools checks that; the
+    kernel's matching does not depend on it)."""
     source = Emulator.from_list(current_list)
     target = Emulator.from_rules(rules)
     return [("devices.allow" if r.allow else "devices.deny", r.cgroup_string())
-            for r in source.transition(target)]
+            for r in source.transition(target, in_order=True)]

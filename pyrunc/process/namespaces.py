@@ -88,10 +88,37 @@ def parse_mappings(entries: list | None, where: str) -> list[tuple[int, int, int
 
 
 def write_id_maps(pid: int, namespaces: Namespaces) -> None:
-    """From the host, for a child that just unshared its user namespace."""
-    for name, maps in (("uid_map", namespaces.uid_mappings), ("gid_map", namespaces.gid_mappings)):
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write("".join(f"{c} {h} {n}\n" for c, h, n in maps))
+    """From the host, for a child that just unshared its user namespace.
+
+    Root writes the maps itself. An unprivileged caller may only map its own
+    ids, one each, and must deny setgroups first; anything wider goes through
+    the setuid helpers newuidmap/newgidmap (package uidmap), as runc does."""
+    privileged = os.geteuid() == 0
+    for kind, maps, own in (("uid", namespaces.uid_mappings, os.geteuid()),
+                            ("gid", namespaces.gid_mappings, os.getegid())):
+        if privileged or (len(maps) == 1 and maps[0][1:] == (own, 1)):
+            if kind == "gid" and not privileged:
+                with open(f"/proc/{pid}/setgroups", "w") as f:
+                    f.write("deny")
+            with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                f.write("".join(f"{c} {h} {n}\n" for c, h, n in maps))
+        else:
+            _run_idmap_helper(f"new{kind}map", pid, maps)
+
+
+def _run_idmap_helper(helper: str, pid: int, maps: list) -> None:
+    import shutil
+    import subprocess
+    path = shutil.which(helper) or f"/usr/bin/{helper}"
+    args = [path, str(pid)] + [str(v) for m in maps for v in m]
+    try:
+        result = subprocess.run(args, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ConfigError(f"mapping more than your own id needs {helper} (package uidmap)",
+                          "linux.uidMappings" if helper == "newuidmap" else "linux.gidMappings")
+    if result.returncode != 0:
+        raise ConfigError(f"{helper} failed: {result.stderr.strip()}",
+                          "linux.uidMappings" if helper == "newuidmap" else "linux.gidMappings")
 
 
 def check_namespace_path(path: str, ns_type: str, where: str) -> None:

@@ -52,11 +52,7 @@ class InitProcess:
         child.close()
         self._chan = host
         try:
-            try:
-                place_in_cgroup(middle)
-            except BaseException:
-                os.kill(middle, signal.SIGKILL)     # it waits for GO: let _reap() return
-                raise
+            place_in_cgroup(middle)
             host.send(sync.GO)
             msg = self._recv("middle process")
             if msg["type"] == sync.USERNS:
@@ -66,6 +62,9 @@ class InitProcess:
             if msg["type"] == sync.ERROR:
                 raise ContainerStartError(msg["message"], msg.get("where"))
             self.pid = msg["pid"]
+        except BaseException:
+            os.kill(middle, signal.SIGKILL)  # it may be waiting for us: let _reap() return
+            raise
         finally:
             _reap(middle)
         return self.pid
@@ -126,20 +125,35 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str) -> int:
         namespaces.become_root_in_user_namespace()
     if plan.namespaces.has_new("user"):
         native.unshare(native.CLONE_NEWUSER)
+        rootless = os.geteuid() != 0
+        if rootless:  # an unprivileged host can only write the maps of a dumpable process
+            native.prctl(native.PR_SET_DUMPABLE, 1)
         chan.send(sync.USERNS)
         chan.expect(sync.USERNS_DONE)
+        if rootless:
+            native.prctl(native.PR_SET_DUMPABLE, 0)
         namespaces.become_root_in_user_namespace()
     namespaces.unshare_rest(plan.namespaces)
     if plan.time_offsets:
         _write_time_offsets(plan.time_offsets)
+    # The child talks on the same channel: it must not speak before the host
+    # has our PID message, so it waits until we close the gate.
+    gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            os.close(gate_w)
+            os.read(gate_r, 1)
+            os.close(gate_r)
             code = (init.run_init if entry == "init" else init.run_exec)(plan, chan)
         finally:
             os._exit(code)
-    chan.send(sync.PID, pid=pid)
+    os.close(gate_r)
+    try:
+        chan.send(sync.PID, pid=pid)
+    finally:
+        os.close(gate_w)
     return 0
 
 

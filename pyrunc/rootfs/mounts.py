@@ -138,8 +138,16 @@ def mount_into_root(root_fd: int, m: Mount, cgroup_mounter=None) -> None:
     if m.is_bind:
         bind_in_root(root_fd, m.source, m.destination, m.flags)
     else:
-        with inroot.opened(root_fd, m.destination) as target:
-            n.mount(m.source, target, m.type, m.flags & ~n.MS_REMOUNT, m.data or None)
+        try:
+            with inroot.opened(root_fd, m.destination) as target:
+                n.mount(m.source, target, m.type, m.flags & ~n.MS_REMOUNT, m.data or None)
+        except PermissionError:
+            if m.type != "sysfs":
+                raise
+            # a user namespace without its own network namespace may not mount
+            # sysfs: bind the host's, read-only (what runc does)
+            bind_in_root(root_fd, "/sys", m.destination,
+                         n.MS_REC | n.MS_RDONLY | n.MS_NOSUID | n.MS_NODEV | n.MS_NOEXEC)
     # the mount's own root, now that it covers the destination
     with inroot.opened(root_fd, m.destination) as target:
         for prop in m.propagation:

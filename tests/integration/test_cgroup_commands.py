@@ -347,13 +347,32 @@ def test_events_stream_ends_with_the_container(pyrunc, bundle):
     assert len(lines) >= 2 and all(e["type"] == "stats" and e["id"] == cid for e in lines)
 
 
-def test_events_reports_oom(pyrunc, bundle):
+def test_events_reports_oom(pyrunc, bundle, tmp_path):
+    """events runs (its first stats line is out) before the container allocates
+    past its memory limit: the OOM kill is reported, and events ends with the
+    container."""
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle.bind(out, "/out")
     cid = running(pyrunc, bundle, resources={"memory": {"limit": 24 * MB}},
-                  cmd=("sh", "-c", "sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1; "
-                                   "sleep 1"))
-    res = pyrunc.ok("events", "--interval", "30s", cid, timeout=20)
-    assert {"type": "oom", "id": cid} in [json.loads(line) for line in res.stdout.splitlines()]
-    assert '{"type":"oom","id":"%s"}\n' % cid in res.stdout
+                  cmd=("sh", "-c", "while [ ! -e /out/go ]; do sleep 0.05; done; "
+                                   "dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 0.5"))
+    log = tmp_path / "events.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([pyrunc.binary, "--root", pyrunc.root, "events", "--interval",
+                                 "100ms", cid], stdin=subprocess.DEVNULL, stdout=f,
+                                stderr=subprocess.STDOUT)
+    try:
+        assert pyrunc.wait_until(lambda: log.read_text().count("\n") >= 1, 20), log.read_text()
+        (out / "go").touch()
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = log.read_text().splitlines()
+    assert '{"type":"oom","id":"%s"}' % cid in lines, lines[-3:]
+    assert all(json.loads(line)["id"] == cid for line in lines)
 
 
 def test_events_errors(pyrunc, bundle):

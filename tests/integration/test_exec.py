@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -384,12 +385,88 @@ def test_exec_detach_pid_file(pyrunc, bundle, tmp_path):
 
 def test_exec_detach_status_collected_by_subreaper(pyrunc, bundle, tmp_path):
     cid, _ = start(pyrunc, bundle)
-    pid_file = tmp_path / "exec.pid"
     with subreaper():
+        # a relative --pid-file resolves against the caller's cwd
         exec_ok(pyrunc, cid, "sh", "-c", "sleep 0.2; exit 9",
-                flags=("-d", "--pid-file", pid_file))
-        pid = int(pid_file.read_text())
+                flags=("-d", "--pid-file", "rel.pid"), cwd=tmp_path)
+        pid = int((tmp_path / "rel.pid").read_text())
         assert reap(pid) == 9
+
+
+def test_exec_foreground_forwards_signals(pyrunc, bundle, tmp_path):
+    cid, _ = start(pyrunc, bundle)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen(
+            [pyrunc.binary, "--root", pyrunc.root, "exec", cid, "sh", "-c",
+             'trap "echo got-term; exit 4" TERM; echo ready; while :; do sleep 0.05; done'],
+            stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        assert pyrunc.wait_until(lambda: b"ready" in out.read_bytes(), timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 4
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.read_bytes().split() == [b"ready", b"got-term"]
+
+
+SLOW_MIDDLE = """
+import os, sys, time
+real_fork, host = os.fork, os.getpid()
+def fork():
+    pid = real_fork()
+    if pid > 0 and os.getpid() != host:   # in the middle process, after forking the child
+        time.sleep(0.3)
+    return pid
+os.fork = fork
+from pyrunc.container import Container
+from pyrunc.exec import exec_process
+c = Container.load(sys.argv[1], sys.argv[2])
+process = dict(c.state.config["process"], args=["sh", "-c", "echo hi; exit 6"], terminal=False)
+sys.exit(exec_process(c, process))
+"""
+
+
+def test_exec_when_middle_reports_pid_late(pyrunc, bundle):
+    """The exec'd child may be ready before its parent (the middle process)
+    has reported the child's pid: the order of those two messages must not
+    matter. White-box: forced by delaying the middle after its fork."""
+    cid, _ = start(pyrunc, bundle)
+    res = subprocess.run([sys.executable, "-c", SLOW_MIDDLE, cid, pyrunc.root],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert (res.returncode, res.stdout, res.stderr) == (6, "hi\n", ""), res
+
+
+@pytest.mark.parametrize("style", ["containerd", "conmon"])
+def test_exec_process_file_detached_like_callers(pyrunc, bundle, tmp_path, style):
+    """The exact invocations of the containerd shim and conmon (contract §1)."""
+    cid, init_pid = start(pyrunc, bundle)
+    pf = tmp_path / "process.json"
+    pf.write_text(json.dumps({"args": ["sh", "-c", "sleep 0.3; exit 12"], "env": ["PATH=/bin"],
+                              "cwd": "/", "terminal": False}))
+    pid_file = tmp_path / "exec-1.pid"
+    if style == "containerd":
+        flags = ("--process", pf, "--detach", "--pid-file", pid_file)
+    else:
+        flags = (f"--pid-file={pid_file}", f"--process={pf}", "--detach")
+    with subreaper():
+        res = exec_(pyrunc, cid, flags=flags)
+        assert res.returncode == 0, res.stderr
+        assert (res.stdout, res.stderr) == ("", "")
+        text = pid_file.read_text()
+        assert re.fullmatch(r"[0-9]+", text), repr(text)
+        pid = int(text)
+        assert os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{init_pid}/ns/pid")
+        assert reap(pid) == 12
+    # a missing executable fails the call itself: 255, no pid file
+    pf.write_text(json.dumps({"args": ["nope"], "env": ["PATH=/bin"], "cwd": "/"}))
+    pid_file.unlink()
+    res = exec_(pyrunc, cid, flags=flags)
+    assert res.returncode == 255
+    pyrunc.one_line_error(res, NOT_FOUND)
+    assert not pid_file.exists()
 
 
 def _children(pid: int) -> list[int]:

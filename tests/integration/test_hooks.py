@@ -9,6 +9,9 @@ writes into a bind-mounted directory.
 """
 import json
 import os
+import subprocess
+import tempfile
+import sys
 import time
 
 import pytest
@@ -177,11 +180,13 @@ def test_hook_args_and_env(pyrunc, bundle, hooklog):
     d = hooklog.dir
     with_env = {"path": "/bin/sh",
                 "args": ["custom-argv0", "-c", f"/bin/cat /proc/$$/cmdline > {d}/argv; "
-                                               f"/bin/cat /proc/$$/environ > {d}/env", "extra"],
+                                               f"/bin/cat /proc/$$/environ > {d}/env; "
+                                               "echo hook-noise; echo hook-noise >&2", "extra"],
                 "env": ["A=1", "B=two words", "PATH=/nowhere"]}
     # (without `env` runc 1.1.5 passes its own environment on: not asserted here)
     bundle.config["hooks"] = {"createRuntime": [with_env]}
-    cid, _ = pyrunc.create(bundle)
+    cid, res = pyrunc.create(bundle)
+    assert (res.stdout, res.stderr) == ("", ""), "a hook's output leaked to the runtime's stdio"
     assert (d / "argv").read_bytes() == b"\0".join(a.encode() for a in with_env["args"]) + b"\0"
     assert (d / "env").read_bytes().split(b"\0")[:-1] == [b"A=1", b"B=two words", b"PATH=/nowhere"]
     pyrunc.ok("delete", cid)
@@ -229,7 +234,7 @@ def test_failing_create_runtime_hook(pyrunc, bundle, hooklog):
     }
     cid, res = pyrunc.create(bundle, check=False)
     assert res.returncode == 1
-    pyrunc.one_line_error(res, "hooks.createRuntime[0]")
+    pyrunc.one_line_error(res, "hooks.createRuntime[0]", "createRuntime says no")
     assert gone(pyrunc, cid)
     assert not os.path.exists(os.path.join(pyrunc.root, cid))
     assert [n for n in hooklog.names() if n in ("createContainer", "prestart")] == []
@@ -313,3 +318,37 @@ def test_poststop_runs_on_force_delete_of_running_container(pyrunc, bundle, hook
     assert hooklog.names() == []
     pyrunc.ok("delete", "--force", cid)
     assert hooklog.names() == ["poststop"]
+
+
+SLOW_MIDDLE_CREATE = """
+import os, sys, time
+real_fork, host = os.fork, os.getpid()
+def fork():
+    pid = real_fork()
+    if pid > 0 and os.getpid() != host:   # in the middle process, after forking init
+        time.sleep(0.5)
+    return pid
+os.fork = fork
+from pyrunc.container import Container
+Container.create(sys.argv[1], sys.argv[2], root=sys.argv[3])
+"""
+
+
+def test_create_hooks_when_middle_reports_pid_late(pyrunc, bundle, hooklog):
+    """init may ask for the host's hooks (or be ready) before its parent, the
+    middle process, has reported init's pid: message order must not matter.
+    White-box: forced by delaying the middle after its fork."""
+    bundle.config["hooks"] = {"createRuntime": [hooklog.host("createRuntime")],
+                              "createContainer": [hooklog.host("createContainer")]}
+    bundle.write()
+    cid = pyrunc.new_id()
+    # not pipes: the created container's init keeps create's stdio open
+    with tempfile.TemporaryFile("w+") as err:
+        res = subprocess.run([sys.executable, "-c", SLOW_MIDDLE_CREATE, cid, bundle.path,
+                              pyrunc.root], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=err, timeout=30)
+        err.seek(0)
+        assert (res.returncode, err.read()) == (0, ""), res
+    pid = pyrunc.state(cid)["pid"]
+    assert hooklog.names() == ["createRuntime", "createContainer"]
+    assert hooklog.by_name()["createRuntime"][1]["pid"] == pid

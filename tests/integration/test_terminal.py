@@ -7,6 +7,7 @@ import fcntl
 import os
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -137,8 +138,9 @@ def cli(pyrunc, *args) -> list[str]:
 
 
 def run_under_pty(argv, *, size=(40, 120), stdin_data: bytes | None = None,
-                  timeout: float = 20.0) -> tuple[int, bytes, list, list]:
-    """Run argv with a fresh pty slave as its stdio. Returns (status, output,
+                  timeout: float = 20.0, on_ready=None) -> tuple[int, bytes, list, list]:
+    """Run argv with a fresh pty slave as its stdio; once b"ready" is seen,
+    call on_ready(proc, slave) and type stdin_data. Returns (status, output,
     termios before, termios after)."""
     master, slave = os.openpty()
     try:
@@ -154,6 +156,8 @@ def run_under_pty(argv, *, size=(40, 120), stdin_data: bytes | None = None,
             if ready:
                 out += os.read(master, 65536)
                 if not sent and b"ready" in out:
+                    if on_ready is not None:
+                        on_ready(proc, slave)
                     os.write(master, stdin_data)
                     sent = True
             elif proc.poll() is not None:
@@ -298,7 +302,8 @@ def test_recvtty_tool_end_to_end(pyrunc, bundle, tmp_path):
 # --- foreground run / exec under a pty ------------------------------------------------------
 
 def test_run_foreground_terminal(pyrunc, bundle):
-    terminal_bundle(bundle, "tty; stty size; echo ready; read line; echo \"got $line\"; exit 3")
+    # the proxy sizes the pty after the process started (runc too): give it a moment
+    terminal_bundle(bundle, "tty; sleep 0.5; stty size; echo ready; read line; echo \"got $line\"; exit 3")
     bundle.write()
     cid = pyrunc.new_id()
     status, out, before, after = run_under_pty(cli(pyrunc, "run", "--bundle", bundle.path, cid),
@@ -358,7 +363,7 @@ def test_exec_tty_foreground(pyrunc, bundle):
     cid = _running(pyrunc, bundle)
     status, out, before, after = run_under_pty(
         cli(pyrunc, "exec", "-t", cid, "sh", "-c",
-            "tty; stty size; echo ready; read line; echo \"got $line\"; exit 5"),
+            "tty; sleep 0.5; stty size; echo ready; read line; echo \"got $line\"; exit 5"),
         stdin_data=b"world\n")
     got = lines(out)
     assert status == 5, out
@@ -373,7 +378,7 @@ def test_exec_tty_detached_console_socket(pyrunc, bundle, listener, tmp_path):
     cid = _running(pyrunc, bundle)
     pid_file = tmp_path / "exec.pid"
     res = pyrunc("exec", "-t", "-d", "--console-socket", listener.path, "--pid-file", pid_file,
-                 cid, "sh", "-c", "tty; read line; echo \"got $line\"")
+                 cid, "sh", "-c", "tty; ls -1 /proc/self/fd; read line; echo \"got $line\"")
     assert res.returncode == 0, res.stderr
     assert (res.stdout, res.stderr) == ("", "")
     master = listener.master()
@@ -386,6 +391,7 @@ def test_exec_tty_detached_console_socket(pyrunc, bundle, listener, tmp_path):
     finally:
         os.close(master)
     assert got[0] == f"/dev/pts/{n}"
+    assert got[1:5] == ["0", "1", "2", "3"], got  # no console socket or other fd leaked
     assert "got xyz" in got, got
 
 
@@ -415,3 +421,21 @@ def test_exec_terminal_usage_errors(pyrunc, bundle, listener):
     pyrunc.one_line_error(res, SOCKET_NO_TTY)
     assert listener.nothing_connected()
     assert pyrunc.state(cid)["status"] == "running"
+
+
+def test_exec_tty_follows_window_size(pyrunc, bundle):
+    cid = _running(pyrunc, bundle)
+
+    def resize(proc, slave):
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 150, 0, 0))
+        proc.send_signal(signal.SIGWINCH)  # it has no controlling tty: we tell it
+        time.sleep(0.3)
+
+    status, out, _, _ = run_under_pty(
+        cli(pyrunc, "exec", "-t", cid, "sh", "-c",
+            "sleep 0.5; stty size; echo ready; read x; stty size"),
+        stdin_data=b"\n", on_ready=resize)
+    got = lines(out)
+    assert status == 0, out
+    assert got[0] == "40 120", got
+    assert got[-1] == "50 150", got

@@ -153,12 +153,13 @@ def test_clean_rules_sorted_like_runc():
 
 def test_v1_writes_from_fresh_cgroup():
     rules = parse_rules([DENY_ALL] + list(DEFAULT_ALLOWED_DEVICES) + [c(1, 3, allow=False)])
+    # new exceptions in rule order: devices.list then lists them as configured
     assert v1_writes("a *:* rwm\n", rules) == [
         ("devices.deny", "a *:* rwm"),
-        ("devices.allow", "c 1:5 rwm"), ("devices.allow", "c 1:7 rwm"),
-        ("devices.allow", "c 1:8 rwm"), ("devices.allow", "c 1:9 rwm"),
-        ("devices.allow", "c 5:0 rwm"), ("devices.allow", "c 5:2 rwm"),
-        ("devices.allow", "c 10:200 rwm"), ("devices.allow", "c 136:* rwm")]
+        ("devices.allow", "c 1:8 rwm"), ("devices.allow", "c 1:7 rwm"),
+        ("devices.allow", "c 5:0 rwm"), ("devices.allow", "c 1:5 rwm"),
+        ("devices.allow", "c 1:9 rwm"), ("devices.allow", "c 136:* rwm"),
+        ("devices.allow", "c 5:2 rwm"), ("devices.allow", "c 10:200 rwm")]
 
 
 def test_v1_writes_from_allow_list_is_minimal():
@@ -166,8 +167,8 @@ def test_v1_writes_from_allow_list_is_minimal():
     rules = parse_rules([c(1, 5), c(136, None), c(1, 9, "r")])
     assert v1_writes(current, rules) == [
         ("devices.deny", "c 1:3 rwm"),
-        ("devices.allow", "c 1:9 r"),
-        ("devices.allow", "c 136:* m")]
+        ("devices.allow", "c 136:* m"),
+        ("devices.allow", "c 1:9 r")]
 
 
 def test_v1_writes_blacklist_target():
