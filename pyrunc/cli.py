@@ -84,7 +84,7 @@ def _print_version(ctx, _param, value):
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 @click.option("--debug", is_flag=True)
 @click.option("--systemd-cgroup", is_flag=True, help="use systemd to manage cgroups")
-@click.option("--rootless", default="auto", help="ignored: rootless is detected")
+@click.option("--rootless", default="auto", help="auto|true|false: handle cgroups the rootless way")
 @click.option("--criu", default=None, hidden=True, help="ignored: checkpointing is not supported")
 @click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version, help="print the version")
@@ -94,6 +94,8 @@ def cli(ctx, root, log_path, log_format, debug, systemd_cgroup, rootless, criu):
     log.configure(log_path, log_format, debug)
     if systemd_cgroup:
         raise PyruncError("--systemd-cgroup is not supported by pyrunc yet")
+    from pyrunc import rootless as rootless_mode
+    rootless_mode.set_mode(rootless)
     ctx.obj = Ctx(root)
 
 

@@ -8,9 +8,8 @@ is reparented to the caller's subreaper, like the init.
 """
 import copy
 import os
-import socket
 
-from pyrunc import native, terminal
+from pyrunc import native, terminal, unixsock
 from pyrunc import state as st
 from pyrunc.container import Container
 from pyrunc.errors import PyruncError
@@ -51,7 +50,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
     master = -1
     if tty:
         if console_socket is None:  # foreground: we proxy the pty ourselves
-            ours, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ours, console = unixsock.pair()
         else:
             console = terminal.open_console_socket(console_socket)
         plan.console_fd = console.fileno()

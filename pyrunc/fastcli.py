@@ -8,6 +8,8 @@ from pyrunc import commands, log
 
 _GLOBAL_VALUE = {"root", "log", "log-format", "rootless", "criu"}
 _GLOBAL_FLAG = {"debug"}
+_ROOTLESS_VALUES = {"auto", "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false",
+                    "False"}
 # command -> {flag spelling: (destination, takes a value)}
 _CREATE = {"b": ("bundle", True), "bundle": ("bundle", True), "pid-file": ("pid_file", True),
            "console-socket": ("console_socket", True), "no-pivot": ("no_pivot", False),
@@ -91,6 +93,8 @@ def parse(argv: list[str]) -> tuple | None:
         flags["preserve_fds"] = int(flags["preserve_fds"])
     if glob.get("log-format", "text") not in ("text", "json"):
         return None
+    if glob.get("rootless", "auto") not in _ROOTLESS_VALUES:
+        return None  # click reports the bad value
     return glob, command, flags, positionals
 
 
@@ -100,6 +104,9 @@ def try_run(argv: list[str]) -> int | None:
         return None
     glob, command, flags, args = parsed
     log.configure(glob.get("log"), glob.get("log-format", "text"), bool(glob.get("debug")))
+    if "rootless" in glob:
+        from pyrunc import rootless
+        rootless.set_mode(glob["rootless"])
     root = glob.get("root")
     if root is None:
         from pyrunc.state import default_root

@@ -2,9 +2,8 @@
 forwarding signals to the container's init, and exit with its status."""
 import os
 import signal
-import socket
 
-from pyrunc import native, terminal
+from pyrunc import native, terminal, unixsock
 from pyrunc.container import Container
 
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP}
@@ -22,7 +21,7 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
     interactive = not detach and _wants_terminal(bundle)
     ours = None
     if interactive:  # we hold the console socket ourselves and proxy the pty
-        ours, console_socket = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, console_socket = unixsock.pair()
     container = Container.create(container_id, bundle, root=root,
                                  console_socket=console_socket, **create_options)
     master = -1

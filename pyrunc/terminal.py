@@ -8,11 +8,10 @@ itself receives the master and copies between it and its own stdio.
 """
 import fcntl
 import os
-import select
-import signal
-import socket
 import struct
 import termios
+
+from pyrunc import unixsock
 
 MASTER_NAME = b"/dev/ptmx"   # what runc sends as the message data
 
@@ -26,21 +25,15 @@ def check_terminal_options(terminal: bool, console_socket, foreground: bool = Fa
         raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
 
 
-def open_console_socket(console_socket) -> socket.socket:
+def open_console_socket(console_socket) -> unixsock.Socket:
     """A path to connect to, or an already connected socket (foreground run)."""
-    if isinstance(console_socket, socket.socket):
+    if isinstance(console_socket, unixsock.Socket):
         return console_socket
-    return connect_console_socket(console_socket)
-
-
-def connect_console_socket(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        return unixsock.connect(console_socket)
     except OSError as e:
-        sock.close()
-        raise OSError(e.errno, f"cannot connect to console socket: {e.strerror}", path) from None
-    return sock
+        raise OSError(e.errno, f"cannot connect to console socket: {e.strerror}",
+                      console_socket) from None
 
 
 # --- in the container (init or exec'd process) ------------------------------------
@@ -53,9 +46,9 @@ def setup_console(sock_fd: int, size: dict | None, console_path_fd: int | None =
     try:
         if size:
             set_size(master, size.get("height", 0), size.get("width", 0))
-        sock = socket.socket(fileno=sock_fd)
+        sock = unixsock.from_fd(sock_fd)
         try:
-            socket.send_fds(sock, [MASTER_NAME], [master])
+            unixsock.send_fds(sock, MASTER_NAME, [master])
         finally:
             sock.close()
     finally:
@@ -77,9 +70,9 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 
 # --- in the foreground runtime ---------------------------------------------------------
 
-def receive_master(sock: socket.socket) -> int:
+def receive_master(sock: unixsock.Socket) -> int:
     """The pty master sent over a console socket."""
-    msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+    _name, fds = unixsock.recv_fds(sock, 4096, 1)
     if not fds:
         raise OSError(71, "no pty master received over the console socket")
     return fds[0]
@@ -88,6 +81,8 @@ def receive_master(sock: socket.socket) -> int:
 def proxy(master: int, pid: int) -> int:
     """Copy stdin → master and master → stdout until `pid` exits; raw mode and
     window size follow our own terminal. Returns the exit status (128+N if killed)."""
+    import select
+    import signal
     import tty
     stdin_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_tty else None

@@ -6,9 +6,9 @@ hostname, labels, sysctl, masked/read-only paths, then no_new_privs,
 seccomp (early when it needs privileges), identity and capabilities,
 cwd, and last the wait for `start` and execve (in C, see _native/shim.c).
 """
+import _socket
 import fcntl
 import os
-import socket
 import stat
 import struct
 
@@ -194,10 +194,13 @@ def _new_session_keyring(container_id: str) -> None:
 
 def _loopback_up() -> None:
     """runc brings `lo` up in every new network namespace."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         ifreq = struct.pack("16sH22x", b"lo", 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
 
 
 def _write_sysctls(sysctl: dict) -> None:

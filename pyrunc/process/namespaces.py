@@ -1,7 +1,7 @@
 """linux.namespaces: parse and check before fork, then join/unshare in the child."""
 import fcntl
 import os
-from dataclasses import dataclass, field
+from pyrunc.record import field, record
 
 from pyrunc import native
 from pyrunc.errors import ConfigError
@@ -21,7 +21,7 @@ NS_GET_NSTYPE = 0xB703
 JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
 
 
-@dataclass
+@record
 class Namespaces:
     new: set            # types to unshare
     join: dict          # type -> path to setns into

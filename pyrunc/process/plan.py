@@ -2,7 +2,7 @@
 parsed and checked in the host *before* anything is forked, so bad input
 fails with the config field named and nothing to clean up."""
 import os
-from dataclasses import dataclass, field
+from pyrunc.record import field, record
 
 from pyrunc.errors import ConfigError, NotSupportedError
 from pyrunc.process.namespaces import Namespaces, parse_namespaces
@@ -18,7 +18,7 @@ _UNSUPPORTED = {
 }
 
 
-@dataclass
+@record
 class ProcessPlan:
     args: list
     env: list
@@ -34,7 +34,7 @@ class ProcessPlan:
     selinux_label: str
 
 
-@dataclass
+@record
 class InitPlan:
     container_id: str
     namespaces: Namespaces

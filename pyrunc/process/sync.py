@@ -3,8 +3,7 @@
 A SOCK_SEQPACKET socketpair keeps message boundaries, so each message is one
 JSON object in one datagram and no framing is needed.
 """
-import json
-import socket
+from pyrunc import fastjson, unixsock
 
 # message types
 GO = "go"                 # host -> middle: cgroups are in place, carry on
@@ -24,25 +23,25 @@ class SyncClosed(Exception):
 
 
 class SyncChannel:
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: unixsock.Socket):
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple["SyncChannel", "SyncChannel"]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = unixsock.pair(unixsock.SEQPACKET)
         return cls(a), cls(b)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def send(self, kind: str, **fields) -> None:
-        self.sock.send(json.dumps({"type": kind, **fields}).encode())
+        self.sock.send(fastjson.dumps({"type": kind, **fields}).encode())
 
     def recv(self) -> dict:
         data = self.sock.recv(_MAX)
         if not data:
             raise SyncClosed()
-        return json.loads(data)
+        return fastjson.loads(data.decode())
 
     def expect(self, kind: str) -> dict:
         msg = self.recv()

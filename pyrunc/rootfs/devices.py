@@ -1,13 +1,13 @@
 """Device nodes and the /dev symlinks every container gets."""
 import os
 import stat
-from dataclasses import dataclass
+from pyrunc.record import record
 
 from pyrunc.errors import ConfigError
 from pyrunc.rootfs import inroot
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Device:
     path: str
     type: str      # c, u, b, p

@@ -6,7 +6,7 @@ finalize(): read-only root, masked and read-only paths (after pivot, so the
             paths are the container's own).
 """
 import os
-from dataclasses import dataclass, field
+from pyrunc.record import field, record
 
 from pyrunc import native as n
 from pyrunc.mountinfo import read_mountinfo
@@ -16,7 +16,7 @@ from pyrunc.rootfs.mounts import PROPAGATION, Mount, mount_into_root, remount
 from pyrunc.errors import ConfigError
 
 
-@dataclass
+@record
 class RootfsPlan:
     rootfs: str                       # absolute host path
     readonly: bool = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from pyrunc.record import record
 
 from pyrunc import log, native
 from pyrunc.errors import ConfigError, ContainerStartError
@@ -99,7 +99,7 @@ def cap_names(mask: int) -> list[str]:
     return [CAP_NAMES.get(i, f"CAP_{i}") for i in range(mask.bit_length()) if mask >> i & 1]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CapabilitySets:
     bounding: int = 0
     effective: int = 0

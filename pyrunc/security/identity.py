@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
+from pyrunc.record import field, record
 
 from pyrunc.errors import ConfigError, ContainerStartError
 
@@ -17,7 +17,7 @@ _ID_MAX = 0xFFFFFFFE  # (uid_t)-1 means "unchanged" to the kernel, never a valid
 _NGROUPS_MAX = 65536
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Identity:
     uid: int = 0
     gid: int = 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
+from pyrunc.record import field, record
 
 from pyrunc import log, native
 from pyrunc.errors import ConfigError, ContainerStartError, NotSupportedError
@@ -106,7 +106,7 @@ _ARG_MAX = 6
 _OPTIMIZE_ABOVE = 32
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SeccompRule:
     """One libseccomp rule as added to the filter (for inspection and tests)."""
     syscall: str
@@ -116,7 +116,7 @@ class SeccompRule:
     where: str
 
 
-@dataclass
+@record
 class SeccompPlan:
     filter: native.SeccompFilter
     default_action: int

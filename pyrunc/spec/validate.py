@@ -22,10 +22,9 @@ path can be slotted in with :func:`register_fast_check`.
 
 from __future__ import annotations
 
-import json
+# json, re and pathlib are imported where used: a valid config (the fast
+# path) never needs them, and `create` is a fresh process every time.
 import posixpath
-import re
-from pathlib import Path
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # no runtime import of typing (startup time)
     from typing import Any, Callable, Iterable
@@ -67,10 +66,7 @@ STATE_SCHEMA = "state-schema.json"
 FEATURES_SCHEMA = "features-schema.json"
 
 SUPPORTED_OCI_VERSIONS = "1.0.0 to 1.3.x"
-_SEMVER = re.compile(
-    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-    r"(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
-)
+_SUFFIX_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
 _MAX_MINOR = 3
 
 # ---------------------------------------------------------------------------
@@ -149,15 +145,29 @@ def validate_features(doc: dict) -> None:
 
 def check_oci_version(version: str, where: str = "ociVersion") -> None:
     """Accept 1.0.0 up to 1.3.x, pre-release/build suffixes included."""
-    m = _SEMVER.fullmatch(version)
-    if m is None:
+    numbers = _semver_numbers(version)
+    if numbers is None:
         raise ConfigError(f"invalid ociVersion {version!r}: not a semantic version", where=where)
-    major, minor = int(m.group(1)), int(m.group(2))
+    major, minor = numbers
     if major != 1 or minor > _MAX_MINOR:
         raise ConfigError(
             f"unsupported ociVersion {version!r}: pyrunc supports {SUPPORTED_OCI_VERSIONS}",
             where=where,
         )
+
+
+def _semver_numbers(version: str) -> tuple[int, int] | None:
+    """(major, minor) of MAJOR.MINOR.PATCH[-pre][+build], or None if malformed."""
+    core, plus, build = version.partition("+")
+    core, dash, pre = core.partition("-")
+    for suffix, present in ((pre, dash), (build, plus)):
+        if present and (not suffix or not _SUFFIX_CHARS.issuperset(suffix)):
+            return None
+    parts = core.split(".")
+    if len(parts) != 3 or not all(p.isdigit() and p.isascii() and (p == "0" or p[0] != "0")
+                                  for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
 
 
 # ---------------------------------------------------------------------------
@@ -179,6 +189,7 @@ def schemas_dir() -> Path:
     global _schemas_path
     if _schemas_path is not None:
         return _schemas_path
+    from pathlib import Path
     candidates: list[Path] = []
     try:
         from importlib.util import find_spec
@@ -201,6 +212,7 @@ def schemas_dir() -> Path:
 
 def load_schema(name: str) -> dict:
     """The parsed schema file `name` (e.g. "config-schema.json")."""
+    import json
     with open(schemas_dir() / name, encoding="utf-8") as f:
         return json.load(f)
 
@@ -268,17 +280,19 @@ def _schema_check(schema: str, instance: Any, where_prefix: str) -> None:
 # ---------------------------------------------------------------------------
 # turning jsonschema errors into ConfigError
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+def _is_ident(key: str) -> bool:
+    return key.isidentifier() and key.isascii()
 _MAX_MSG = 160
 
 
 def format_where(parts: Iterable[str | int], prefix: str = "") -> str:
     """["mounts", 3, "destination"] -> "mounts[3].destination"; odd keys are quoted."""
+    import json
     out = prefix
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
-        elif _IDENT.fullmatch(p):
+        elif _is_ident(p):
             out += f".{p}" if out else p
         else:
             out += f"[{json.dumps(p)}]"
@@ -286,6 +300,7 @@ def format_where(parts: Iterable[str | int], prefix: str = "") -> str:
 
 
 def _short(value: Any, limit: int = 40) -> str:
+    import json
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, (int, float)):

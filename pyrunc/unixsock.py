@@ -1,0 +1,42 @@
+"""Unix sockets over the C module _socket. The socket module is a thin
+wrapper around it that also imports selectors and enum, several ms of every
+create; pyrunc needs only pairs, connect, and passing fds."""
+import _socket
+import array
+
+Socket = _socket.socket
+STREAM, SEQPACKET = _socket.SOCK_STREAM, _socket.SOCK_SEQPACKET
+
+
+def pair(kind: int = STREAM) -> tuple[Socket, Socket]:
+    """Two connected AF_UNIX sockets, close-on-exec."""
+    return _socket.socketpair(_socket.AF_UNIX, kind | _socket.SOCK_CLOEXEC)
+
+
+def connect(path: str) -> Socket:
+    sock = _socket.socket(_socket.AF_UNIX, STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def from_fd(fd: int) -> Socket:
+    """Adopt an open socket fd (closing the object closes the fd)."""
+    return _socket.socket(fileno=fd)
+
+
+def send_fds(sock: Socket, data: bytes, fds: list[int]) -> None:
+    """One message: `data`, plus one SCM_RIGHTS control message with `fds`."""
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+
+
+def recv_fds(sock: Socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int]]:
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    return data, list(fds)
