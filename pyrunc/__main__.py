@@ -1,4 +1,5 @@
 """Entry point of the `pyrunc` console script."""
+import os
 import sys
 
 
@@ -8,7 +9,11 @@ def main() -> None:
     if code is None:
         from pyrunc.cli import main as cli_main
         code = cli_main(sys.argv[1:])
-    sys.exit(code)
+    # Nothing is left to clean up, and interpreter shutdown (module teardown,
+    # a full GC) is a measurable part of a short command: flush and go.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":

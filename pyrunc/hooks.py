@@ -1,10 +1,10 @@
 """OCI hooks: a program run with the container state JSON on its stdin."""
-import json
 import os
 import select
 import signal
 import time
 
+from pyrunc import fastjson
 from pyrunc.errors import ContainerStartError
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -43,7 +43,7 @@ def run_hook(hook: dict, state: dict, where: str) -> None:
         os.close(out_w)
         out_w = -1
         try:
-            os.write(stdin_w, json.dumps(state).encode())
+            os.write(stdin_w, fastjson.dumps(state).encode())
         except BrokenPipeError:
             pass  # a hook may ignore its stdin
         os.close(stdin_w)

@@ -1,0 +1,46 @@
+"""The import graph of the commands container engines call most is part of
+their cost (every command is a fresh process): this fails when it grows past
+a budget, counted in modules (times are too noisy for CI)."""
+import subprocess
+import sys
+
+# modules a command may add on top of a bare interpreter (python -c pass)
+HOT_BUDGET = 16      # state, start, kill, delete (today: 12)
+CREATE_BUDGET = 100  # create, run (today: see the test's message)
+
+COUNT = """
+import sys
+base = set(sys.modules)
+{imports}
+print(len(set(sys.modules) - base))
+"""
+
+
+def _count(imports: str) -> int:
+    out = subprocess.run([sys.executable, "-I", "-c", COUNT.format(imports=imports)],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def test_hot_commands_import_budget():
+    # the fast path for state/start/kill/delete: pyrunc.__main__ -> fastcli -> commands -> container
+    n = _count("import pyrunc.__main__, pyrunc.fastcli, pyrunc.commands, pyrunc.container, "
+               "pyrunc.state, pyrunc.signals")
+    assert n <= HOT_BUDGET, f"hot commands import {n} modules (budget {HOT_BUDGET})"
+
+
+def test_hot_commands_do_not_import_click_or_jsonschema():
+    # (relative to what the interpreter had already: an editable install's
+    # import hook loads re by itself)
+    out = subprocess.run([sys.executable, "-I", "-c",
+                          "import sys; base = set(sys.modules); "
+                          "import pyrunc.fastcli, pyrunc.container; "
+                          "print(' '.join(m for m in ('click', 'jsonschema', 'json', 're', 'enum', "
+                          "'dataclasses', 'socket') if m in set(sys.modules) - base))"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_create_import_budget():
+    n = _count("import pyrunc.fastcli, pyrunc.create")
+    assert n <= CREATE_BUDGET, f"create imports {n} modules (budget {CREATE_BUDGET})"
