@@ -27,29 +27,21 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
     """Never returns on success (the process becomes the user's program).
     On failure, reports over `chan` and returns the exit code."""
-    try:
+    def prepare():
         _setup(plan, chan)
         if not plan.process.args:
-            # no `process` in the config: a container with nothing to run
-            # (runtime-tools' `start` expects create and start to succeed)
-            chan.send(sync.READY)
-            chan.close()
-            native.wait_for_start(plan.fifo_fd)
-            return 0
-        path = _find_executable(plan.process.args[0], plan.process.env)
-        chan.send(sync.READY)
-        chan.close()
-    except PyruncError as e:
-        _report(chan, str(e.message), e.where)
+            return None
+        return _find_executable(plan.process.args[0], plan.process.env)
+
+    ok, path = _until_ready(chan, prepare)
+    if not ok:
         return 1
-    except OSError as e:
-        _report(chan, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""), None)
-        return 1
-    except Exception as e:  # a bug: still one line for the user, never a silent exit
-        _report(chan, f"internal error: {type(e).__name__}: {e}", None)
-        return 1
+    if path is None:
+        # no `process` in the config: a container with nothing to run
+        # (runtime-tools' `start` expects create and start to succeed)
+        native.wait_for_start(plan.fifo_fd)
+        return 0
     # Past this point the host has returned from create: errors go to stderr.
-    late_seccomp = plan.seccomp if plan.process.no_new_privileges else None
     fifo_fd = plan.fifo_fd
     if plan.hooks.get("startContainer"):
         # after `start`, before the user's program, with the container's paths
@@ -60,33 +52,44 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
             os.write(2, f"pyrunc: startContainer hook failed: {e}\n".encode())
             return 1
         fifo_fd = -1
-    err = native.exec_tail(fifo_fd, late_seccomp, path, plan.process.args, plan.process.env)
-    os.write(2, f"pyrunc: exec failed: {err.strerror}: {path}\n".encode())
-    return 127
+    return _exec(plan, fifo_fd, path)
 
 
 def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
     """An additional process in a running container (`pyrunc exec`): the middle
     process already joined the container's namespaces and cgroup."""
-    try:
+    def prepare():
         if plan.console_fd >= 0:
             os.setsid()
             terminal.setup_console(plan.console_fd, plan.process.console_size)
         _setup_process(plan)
-        path = _find_executable(plan.process.args[0], plan.process.env, prefix="exec failed: ")
+        return _find_executable(plan.process.args[0], plan.process.env, prefix="exec failed: ")
+
+    ok, path = _until_ready(chan, prepare)
+    return _exec(plan, -1, path) if ok else 1
+
+
+def _until_ready(chan: sync.SyncChannel, prepare) -> tuple[bool, str | None]:
+    """Run `prepare`, then tell the host READY; any failure goes to the host
+    as one ERROR message instead. Returns (succeeded, prepare's result)."""
+    try:
+        result = prepare()
         chan.send(sync.READY)
         chan.close()
+        return True, result
     except PyruncError as e:
         _report(chan, str(e.message), e.where)
-        return 1
     except OSError as e:
         _report(chan, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""), None)
-        return 1
     except Exception as e:  # a bug: still one line for the user, never a silent exit
         _report(chan, f"internal error: {type(e).__name__}: {e}", None)
-        return 1
+    return False, None
+
+
+def _exec(plan: InitPlan, fifo_fd: int, path: str) -> int:
+    """Become the user's program (returns only if that failed)."""
     late_seccomp = plan.seccomp if plan.process.no_new_privileges else None
-    err = native.exec_tail(-1, late_seccomp, path, plan.process.args, plan.process.env)
+    err = native.exec_tail(fifo_fd, late_seccomp, path, plan.process.args, plan.process.env)
     os.write(2, f"pyrunc: exec failed: {err.strerror}: {path}\n".encode())
     return 127
 
