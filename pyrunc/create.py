@@ -6,7 +6,7 @@ a failed create leaves no state dir, cgroup, mount or process behind.
 import os
 
 from pyrunc import state as st
-from pyrunc import terminal
+from pyrunc import rootless, terminal
 from pyrunc.cgroups import CgroupManager, resolve_path
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.cgroups.none import NoCgroup
@@ -16,6 +16,7 @@ from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
 from pyrunc.rootfs import hostmounts
 from pyrunc.rootfs.cgroupfs import CgroupMounter
+from pyrunc.rootfs.mounts import close_idmapped_mounts, open_idmapped_mounts
 from pyrunc.spec.validate import validate_config
 
 
@@ -30,7 +31,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
                       no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
     linux = config.get("linux") or {}
     resources = linux.get("resources") or {}
-    if os.geteuid() != 0 and not resources:
+    if rootless.is_rootless() and not resources:
         cgroup = NoCgroup()  # rootless: the host's cgroups are not ours to write
     else:
         cgroup = CgroupManager(resolve_path(linux.get("cgroupsPath"), container_id), resources,
@@ -64,8 +65,13 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             console = terminal.open_console_socket(console_socket)
             plan.console_fd = console.fileno()
             plan.extra_fds.append(console.fileno())
+        plan.extra_fds += open_idmapped_mounts(plan)
 
-        cgroup.create()
+        try:
+            cgroup.create()
+        except Exception as e:
+            rootless.explain_cgroup_error(e, resources)  # a rootless limit: one clear line
+            raise
         state.cgroup = cgroup.to_dict()
 
         def place(pid: int) -> None:
@@ -95,6 +101,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         raise
     finally:
         init.close()
+        close_idmapped_mounts(plan)
         if console is not None:
             console.close()
         if fifo_fd >= 0:

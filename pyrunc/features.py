@@ -5,6 +5,7 @@ from pyrunc import __version__
 from pyrunc.hooks import KINDS
 from pyrunc.process.namespaces import FLAGS
 from pyrunc.rootfs import mounts
+from pyrunc.rootfs.idmap import supported as idmap_supported
 from pyrunc.security import capabilities, lsm, seccomp
 
 OCI_VERSION_MIN = "1.0.0"
@@ -35,7 +36,7 @@ def features() -> dict:
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": idmap_supported()}},
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",

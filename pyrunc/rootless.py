@@ -1,7 +1,8 @@
 """The global `--rootless auto|true|false` flag, as runc reads it.
 
 It only decides how cgroups are handled (runc's rootless cgroup manager):
-  auto  (default): rootless when the effective uid is not 0;
+  auto  (default): rootless when the effective uid is not 0 or we are in a
+         user namespace (as runc decides);
   true : as if unprivileged: no cgroup for a config without linux.resources,
          and a refused cgroup reported as a rootless limitation;
   false: always the normal cgroup manager (an unprivileged caller then fails
@@ -37,14 +38,24 @@ def mode() -> str:
 def is_rootless() -> bool:
     """Whether cgroups are handled the rootless way."""
     if _mode == "auto":
-        return os.geteuid() != 0
+        # runc's auto-detection: unprivileged, or root of a user namespace
+        # (podman runs the runtime in its own one) whose cgroups are not its own
+        return os.geteuid() != 0 or in_user_namespace()
     return _mode == "true"
 
 
-def cgroup_error(error: Exception, resources: dict) -> Exception:
-    """A cgroup the caller may not create, as one line naming linux.resources."""
+def in_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def explain_cgroup_error(error: Exception, resources: dict) -> None:
+    """Raise a refused cgroup of a rootless container as one line naming
+    linux.resources; return (the caller re-raises) for any other error."""
     cause = error.__cause__ if error.__cause__ is not None else error
     if is_rootless() and resources and isinstance(cause, PermissionError):
-        return ConfigError(f"a rootless container cannot apply resource limits "
-                           f"(no permission on the cgroup hierarchy: {error})", "linux.resources")
-    return error
+        raise ConfigError(f"a rootless container cannot apply resource limits, as it may not "
+                          f"create cgroups ({error})", "linux.resources") from None

@@ -9,6 +9,7 @@ from pyrunc.process.namespaces import Namespaces, parse_namespaces
 from pyrunc.rootfs.devices import parse_devices
 from pyrunc.rootfs.mounts import parse_mount
 from pyrunc.rootfs.setup import RootfsPlan, parse_propagation
+from pyrunc.rootless import in_user_namespace
 from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
 
 # config fields pyrunc does not implement yet: refused, never silently ignored
@@ -185,7 +186,7 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         readonly_paths=list(linux.get("readonlyPaths") or []),
         no_pivot=no_pivot,
         private_mount_ns=ns.is_private("mount"),
-        bind_devices=ns.is_private("user"),
+        bind_devices=ns.is_private("user") or in_user_namespace(),  # mknod is refused there
     )
     proc = config.get("process") or {}
     process = build_process_plan(proc)

@@ -49,7 +49,7 @@ _BIND_REMOUNT_MASK = (n.MS_RDONLY | n.MS_NOSUID | n.MS_NODEV | n.MS_NOEXEC | n.M
                       | n.MS_NODIRATIME | n.MS_RELATIME | n.MS_STRICTATIME | n.MS_NOSYMFOLLOW)
 def mount_option_names() -> list[str]:
     """Every option parse_mount understands (for `features`)."""
-    return list(_FLAGS) + list(PROPAGATION) + list(_RECURSIVE)
+    return list(_FLAGS) + list(PROPAGATION) + list(_RECURSIVE) + ["idmap", "ridmap"]
 
 
 @dataclass
@@ -64,6 +64,8 @@ class Mount:
     attr_set: int = 0
     attr_clr: int = 0
     data: str = ""
+    idmap: object = None      # idmap.IdMapping of an id-mapped bind mount
+    idmap_fd: int = -1        # its detached mount, made by the host (idmap.open_mounts)
 
     @property
     def where(self) -> str:
@@ -79,9 +81,8 @@ def parse_mount(index: int, m: dict, bundle: str) -> Mount:
     dest = m.get("destination", "")
     if not dest.startswith("/"):
         raise ConfigError(f"mount destination {dest!r} is not an absolute path", f"{where}.destination")
-    if m.get("uidMappings") or m.get("gidMappings"):
-        raise NotSupportedError(f"{where}.uidMappings", "id-mapped mounts")
     flags, clear, data, propagation = 0, 0, [], []
+    idmap_opt = idmap_index = None
     attr_set = attr_clr = 0
     for j, opt in enumerate(m.get("options") or []):
         if opt in _FLAGS:
@@ -102,7 +103,8 @@ def parse_mount(index: int, m: dict, bundle: str) -> Mount:
                 if attr & _ATTR_ATIME_MASK:
                     attr_clr |= _ATTR_ATIME_MASK
         elif opt in ("idmap", "ridmap"):
-            raise NotSupportedError(f"{where}.options[{j}]", f"mount option {opt!r}")
+            if idmap_opt is None or opt == "ridmap":
+                idmap_opt, idmap_index = opt, j
         elif opt == "tmpcopyup":
             raise NotSupportedError(f"{where}.options[{j}]", "mount option 'tmpcopyup'")
         else:
@@ -118,8 +120,30 @@ def parse_mount(index: int, m: dict, bundle: str) -> Mount:
             raise ConfigError(f"bind source {source} does not exist", f"{where}.source")
     elif not mtype:
         raise ConfigError("mount has no type and is not a bind mount", f"{where}.type")
+    mapping = None
+    if idmap_opt or m.get("uidMappings") or m.get("gidMappings"):
+        from pyrunc.rootfs import idmap
+        idmap.check_bind(where, bool(flags & n.MS_BIND))
+        mapping = idmap.parse(where, m, idmap_opt, idmap_index)
     return Mount(index, os.path.normpath(dest), mtype, source, flags, propagation,
-                 attr_set, attr_clr, ",".join(data))
+                 attr_set, attr_clr, ",".join(data), idmap=mapping)
+
+
+# --- in the host, around the fork ---------------------------------------------------
+
+def open_idmapped_mounts(plan) -> list[int]:
+    """The detached id-mapped mounts init will attach (see idmap.py): their fds."""
+    if not any(m.idmap is not None for m in plan.rootfs.mounts):
+        return []
+    from pyrunc.rootfs import idmap
+    return idmap.open_mounts(plan)
+
+
+def close_idmapped_mounts(plan) -> None:
+    for m in plan.rootfs.mounts:
+        if m.idmap_fd >= 0:
+            os.close(m.idmap_fd)
+            m.idmap_fd = -1
 
 
 # --- in init ------------------------------------------------------------------
@@ -135,7 +159,9 @@ def mount_into_root(root_fd: int, m: Mount, cgroup_mounter=None) -> None:
     if m.is_bind and not os.path.isdir(m.source):
         kind = "file"
     os.close(inroot.make_in_root(root_fd, m.destination, kind))
-    if m.is_bind:
+    if m.idmap is not None:
+        _attach_idmapped(root_fd, m)
+    elif m.is_bind:
         bind_in_root(root_fd, m.source, m.destination, m.flags)
     else:
         try:
@@ -154,6 +180,27 @@ def mount_into_root(root_fd: int, m: Mount, cgroup_mounter=None) -> None:
             n.mount(None, target, None, prop)
         if m.attr_set or m.attr_clr:
             n.mount_setattr(-100, target, n.AT_RECURSIVE, m.attr_set, m.attr_clr)
+
+
+def _attach_idmapped(root_fd: int, m: Mount) -> None:
+    """Move the host-made detached id-mapped mount onto the destination, then
+    remount it for the flags a bind ignores (as bind_in_root does)."""
+    if m.idmap_fd < 0:
+        raise ConfigError("the id-mapped mount was not prepared by the host", m.where)
+    from pyrunc.rootfs import idmap  # imported by parse_mount in the host already
+    try:
+        target_fd = inroot.open_in_root(root_fd, m.destination)
+        try:
+            idmap.attach(m.idmap_fd, target_fd)
+        finally:
+            os.close(target_fd)
+    finally:
+        os.close(m.idmap_fd)
+        m.idmap_fd = -1
+    extra = m.flags & _BIND_REMOUNT_MASK
+    if extra:
+        with inroot.opened(root_fd, m.destination) as target:
+            remount(target, extra | n.MS_BIND)
 
 
 def bind_in_root(root_fd: int, source: str, dest: str, flags: int) -> None:
