@@ -1,6 +1,6 @@
 """The config's `mounts`: option parsing (before fork) and mounting (in init)."""
 import os
-from dataclasses import dataclass, field
+from pyrunc.record import field, record
 
 from pyrunc import native as n
 from pyrunc.errors import ConfigError, NotSupportedError
@@ -52,7 +52,7 @@ def mount_option_names() -> list[str]:
     return list(_FLAGS) + list(PROPAGATION) + list(_RECURSIVE) + ["idmap", "ridmap"]
 
 
-@dataclass
+@record
 class Mount:
     """One config mount, parsed and checked before fork."""
     index: int
