@@ -26,10 +26,14 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 def _user() -> pwd.struct_passwd:
+    """The unprivileged test user, created on first use (CI starts without it)."""
     try:
         return pwd.getpwnam(USER)
     except KeyError:
-        pytest.skip(f"no user {USER!r} on this machine (create it: useradd -u 4321 -m {USER})")
+        res = subprocess.run(["useradd", "-m", "-u", "4321", USER], capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.fail(f"cannot create the test user {USER!r}: {res.stderr.strip()}")
+        return pwd.getpwnam(USER)
 
 
 def _clean_env(**extra) -> dict:
