@@ -44,6 +44,29 @@ else
   say "apt packages: all ${#PKGS[@]} present"
 fi
 
+# the clients tests/clients drives pyrunc with (containerd 1.6, podman 4 + conmon,
+# dockerd 20.10). Their daemons must not start on install: the tests run private ones,
+# so a temporary policy-rc.d refuses service starts during this apt-get only.
+CLIENT_PKGS=(containerd podman conmon docker.io uidmap)
+missing=()
+for p in "${CLIENT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt-get install ${missing[*]} (client tests)"
+  policy=/usr/sbin/policy-rc.d
+  made_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
+  fi
+  rc=0
+  ( quiet apt-get update -q && quiet apt-get install -y -q --no-install-recommends "${missing[@]}" ) || rc=$?
+  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+  [ "$rc" -eq 0 ] || die "failed to install ${missing[*]}"
+else
+  say "client packages: all ${#CLIENT_PKGS[@]} present"
+fi
+
 # --- 2. venv + pyrunc -----------------------------------------------------------------
 PY=python3
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
