@@ -115,11 +115,15 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str) -> int:
     # through /proc/<pid>/exe or /proc/<pid>/mem. execve resets it.
     native.prctl(native.PR_SET_DUMPABLE, 0)
     _close_fds_except({chan.fileno(), plan.fifo_fd, *plan.extra_fds}, plan.preserve_fds)
+    chan.expect(sync.GO)
     if plan.process.oom_score_adj is not None:
         # here, not in init: lowering it needs privileges a user namespace lacks
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(plan.process.oom_score_adj))
-    chan.expect(sync.GO)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(plan.process.oom_score_adj))
+        except OSError as e:
+            raise ContainerStartError(f"failed to update /proc/self/oom_score_adj: {e.strerror}",
+                                      "process.oomScoreAdj") from None
     namespaces.join_paths(plan.namespaces)
     if "user" in plan.namespaces.join:
         namespaces.become_root_in_user_namespace()

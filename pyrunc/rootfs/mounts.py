@@ -66,6 +66,7 @@ class Mount:
     data: str = ""
     idmap: object = None      # idmap.IdMapping of an id-mapped bind mount
     idmap_fd: int = -1        # its detached mount, made by the host (idmap.open_mounts)
+    copy_up: bool = False     # tmpcopyup: a tmpfs starts with what it covers
 
     @property
     def where(self) -> str:
@@ -81,7 +82,7 @@ def parse_mount(index: int, m: dict, bundle: str) -> Mount:
     dest = m.get("destination", "")
     if not dest.startswith("/"):
         raise ConfigError(f"mount destination {dest!r} is not an absolute path", f"{where}.destination")
-    flags, clear, data, propagation = 0, 0, [], []
+    flags, clear, data, propagation, copy_up = 0, 0, [], [], False
     idmap_opt = idmap_index = None
     attr_set = attr_clr = 0
     for j, opt in enumerate(m.get("options") or []):
@@ -106,7 +107,7 @@ def parse_mount(index: int, m: dict, bundle: str) -> Mount:
             if idmap_opt is None or opt == "ridmap":
                 idmap_opt, idmap_index = opt, j
         elif opt == "tmpcopyup":
-            raise NotSupportedError(f"{where}.options[{j}]", "mount option 'tmpcopyup'")
+            copy_up = True
         else:
             data.append(opt)  # filesystem-specific, passed to mount(2) as data
     mtype = m.get("type") or ("bind" if flags & n.MS_BIND else "")
@@ -125,8 +126,10 @@ def parse_mount(index: int, m: dict, bundle: str) -> Mount:
         from pyrunc.rootfs import idmap
         idmap.check_bind(where, bool(flags & n.MS_BIND))
         mapping = idmap.parse(where, m, idmap_opt, idmap_index)
+    if copy_up and mtype != "tmpfs":
+        raise ConfigError("tmpcopyup only applies to tmpfs mounts", f"{where}.options")
     return Mount(index, os.path.normpath(dest), mtype, source, flags, propagation,
-                 attr_set, attr_clr, ",".join(data), idmap=mapping)
+                 attr_set, attr_clr, ",".join(data), idmap=mapping, copy_up=copy_up)
 
 
 # --- in the host, around the fork ---------------------------------------------------
@@ -164,9 +167,15 @@ def mount_into_root(root_fd: int, m: Mount, cgroup_mounter=None) -> None:
     elif m.is_bind:
         bind_in_root(root_fd, m.source, m.destination, m.flags)
     else:
+        # tmpcopyup: keep a handle on what the tmpfs is about to cover
+        covered = (inroot.open_in_root(root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
+                   if m.copy_up else -1)
         try:
             with inroot.opened(root_fd, m.destination) as target:
                 n.mount(m.source, target, m.type, m.flags & ~n.MS_REMOUNT, m.data or None)
+            if covered >= 0:
+                with inroot.opened(root_fd, m.destination) as target:
+                    _copy_tree(inroot.fd_path(covered), target)
         except PermissionError:
             if m.type != "sysfs":
                 raise
@@ -174,12 +183,29 @@ def mount_into_root(root_fd: int, m: Mount, cgroup_mounter=None) -> None:
             # sysfs: bind the host's, read-only (what runc does)
             bind_in_root(root_fd, "/sys", m.destination,
                          n.MS_REC | n.MS_RDONLY | n.MS_NOSUID | n.MS_NODEV | n.MS_NOEXEC)
+        finally:
+            if covered >= 0:
+                os.close(covered)
     # the mount's own root, now that it covers the destination
     with inroot.opened(root_fd, m.destination) as target:
         for prop in m.propagation:
             n.mount(None, target, None, prop)
         if m.attr_set or m.attr_clr:
             n.mount_setattr(-100, target, n.AT_RECURSIVE, m.attr_set, m.attr_clr)
+
+
+def _copy_tree(source: str, target: str) -> None:
+    """Copy a directory's contents keeping modes, times and owners (tmpcopyup)."""
+    import shutil
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(source):
+        for name in dirnames + filenames:
+            src = os.path.join(dirpath, name)
+            st = os.lstat(src)
+            os.lchown(os.path.join(target, os.path.relpath(src, source)), st.st_uid, st.st_gid)
+    st = os.stat(source)
+    os.chown(target, st.st_uid, st.st_gid)
+    os.chmod(target, st.st_mode & 0o7777)
 
 
 def _attach_idmapped(root_fd: int, m: Mount) -> None:

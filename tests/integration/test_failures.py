@@ -230,3 +230,18 @@ def test_late_failure_cleans_up(pyrunc, bundle, tmp_path):
     bundle.process["cwd"] = "/out/missing"
     create_fails(pyrunc, bundle, "process.cwd")
     assert os.listdir(out) == []
+
+
+def test_oom_score_adj_refused_by_the_kernel(pyrunc, bundle):
+    """Lowering oom_score_adj needs CAP_SYS_RESOURCE, which this machine's root lacks:
+    the error must say so (as runc does), not surface as a broken sync channel."""
+    with open("/proc/self/status") as f:
+        bounding = int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16)
+    if bounding & (1 << 24):  # CAP_SYS_RESOURCE: the kernel would allow it here
+        bundle.config["process"]["oomScoreAdj"] = -998
+        bundle.sh("cat /proc/self/oom_score_adj")
+        assert pyrunc.run_ok(bundle).strip() == "-998"
+        return
+    bundle.config["process"]["oomScoreAdj"] = -998
+    create_fails(pyrunc, bundle, "process.oomScoreAdj",
+                 "failed to update /proc/self/oom_score_adj: Permission denied")

@@ -73,6 +73,25 @@ def test_tmpfs_size_mode_and_flags(pyrunc, bundle):
     assert "size=1024k" in m["super"] and "mode=710" in m["super"]
 
 
+def test_tmpcopyup_starts_with_what_it_covers(pyrunc, bundle):
+    # /etc of the busybox rootfs holds passwd and group; the tmpfs copy keeps them,
+    # writable, while the rootfs itself stays untouched
+    bundle.tmpfs("/etc", "tmpcopyup", "mode=0755")
+    bundle.sh("cat /etc/passwd | head -1; stat -c '%u %a' /etc/passwd; echo x > /etc/new && "
+              "echo written; grep ' /etc ' /proc/self/mountinfo | cut -d' ' -f9")
+    out = pyrunc.run_ok(bundle).splitlines()
+    assert out == ["root:x:0:0:root:/root:/bin/sh", "0 644", "written", "tmpfs"]
+    assert not os.path.exists(os.path.join(bundle.rootfs, "etc", "new"))
+
+
+def test_tmpcopyup_only_on_tmpfs(pyrunc, bundle):
+    bundle.config["mounts"].append({"destination": "/mnt", "type": "proc", "source": "proc",
+                                    "options": ["tmpcopyup"]})
+    res = pyrunc.run(bundle)
+    assert res.returncode != 0
+    assert "tmpcopyup only applies to tmpfs mounts" in res.stderr
+
+
 def test_bind_flags_visible(pyrunc, bundle, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
