@@ -284,8 +284,5 @@ def main(argv: list[str]) -> int:
         return 1
     except click.exceptions.Abort:
         return 130
-    except Exception as e:  # noqa: BLE001 - ours become one line; others propagate
-        code = commands.report(e)
-        if code is None:
-            raise
-        return code
+    except Exception as e:  # noqa: BLE001 - every failure is one line
+        return commands.report(e)

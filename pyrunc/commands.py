@@ -89,12 +89,17 @@ class failure_prefix:
         return False
 
 
-def report(exc: BaseException) -> int | None:
-    """One line for the user and the exit code, or None if `exc` is not ours."""
+def report(exc: Exception) -> int:
+    """One line for the user (also for a bug: the traceback only with --debug)
+    and the exit code."""
     if isinstance(exc, PyruncError):
         log.error(str(exc))
         return exc.exit_code
     if isinstance(exc, OSError):
         log.error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
-    return None
+    log.error(f"internal error: {type(exc).__name__}: {exc}")
+    if log.debug_enabled():
+        import traceback
+        traceback.print_exception(exc)
+    return 1

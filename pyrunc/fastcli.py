@@ -128,8 +128,5 @@ def try_run(argv: list[str]) -> int | None:
             process_file = flags.pop("process")
             return commands.exec_process_file(root, args[0], process_file, **flags)
     except Exception as e:  # noqa: BLE001 - mapped to runc-style output below
-        code = commands.report(e)
-        if code is None:
-            raise
-        return code
+        return commands.report(e)
     return 0

@@ -53,6 +53,10 @@ def warning(msg: str) -> None:
     emit("warning", msg)
 
 
+def debug_enabled() -> bool:
+    return _target["debug"]
+
+
 def debug(msg: str) -> None:
     if _target["debug"]:
         emit("debug", msg)
