@@ -1,6 +1,6 @@
 """`list`: every container under --root, as runc prints them."""
+import functools
 import os
-import time
 
 from pyrunc.container import Container
 from pyrunc.errors import PyruncError
@@ -29,6 +29,12 @@ def _owner(c: Container) -> str:
         uid = os.stat(c._dir.path).st_uid
     except OSError:
         return ""
+    return _user_name(uid)
+
+
+@functools.lru_cache(maxsize=None)
+def _user_name(uid: int) -> str:
+    """The passwd lookup is the same for every container an owner has."""
     try:
         import pwd
         return pwd.getpwuid(uid).pw_name

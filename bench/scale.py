@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Scale benchmarks: pyrunc against runc, in the same run.
+
+    sudo python3 bench/scale.py [--containers 200] [--workers 8] [--listed 500] [--pyrunc PATH]
+
+1. throughput: N containers, each `run -d` of `sleep 30` then `delete --force`, spread over
+   W worker threads (each command a fresh process, as under an engine); containers/s.
+2. list: the time of `list --format json` with 1 container and with L (created, not started).
+3. memory: RSS and anonymous RSS of a created-but-not-started container's init.
+Everything runs under a private --root per runtime and is deleted at the end.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import find_pyrunc, make_bundle  # noqa: E402  (the shared bundle maker)
+
+
+class Runtime:
+    def __init__(self, name: str, binary: str, root: str):
+        self.name, self.binary, self.root = name, binary, root
+
+    def __call__(self, *args: str, check: bool = True, output: bool = False) -> str:
+        """Run a command; its stdout if `output`. Containers inherit the runtime's
+        stdio, so only commands that start none may write into a pipe."""
+        with tempfile.TemporaryFile("w+") as err:
+            res = subprocess.run([self.binary, "--root", self.root, *args],
+                                 stdin=subprocess.DEVNULL, stderr=err, text=True,
+                                 stdout=subprocess.PIPE if output else subprocess.DEVNULL)
+            if check and res.returncode != 0:
+                err.seek(0)
+                raise RuntimeError(f"{self.name} {' '.join(args)}: {err.read().strip()}")
+        return res.stdout or ""
+
+    def clean(self) -> None:
+        for cid in os.listdir(self.root) if os.path.isdir(self.root) else ():
+            self("delete", "--force", cid, check=False)
+
+
+def throughput(rt: Runtime, bundle: str, count: int, workers: int) -> float:
+    def one(i: int) -> None:
+        cid = f"s{i}"
+        rt("run", "-d", "--bundle", bundle, cid)
+        rt("delete", "--force", cid)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, range(count)))
+    return count / (time.perf_counter() - start)
+
+
+def list_time(rt: Runtime, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        rt("list", "--format", "json", output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def list_scaling(rt: Runtime, bundle: str, many: int, workers: int) -> tuple[float, float]:
+    rt("create", "--bundle", bundle, "l0")
+    one = list_time(rt)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda i: rt("create", "--bundle", bundle, f"l{i}"), range(1, many)))
+    return one, list_time(rt)
+
+
+def init_memory(rt: Runtime, bundle: str) -> tuple[int, int]:
+    import json
+    rt("create", "--bundle", bundle, "m0")
+    pid = json.loads(rt("state", "m0", output=True))["pid"]
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()[0] if value.split() else ""
+    rt("delete", "--force", "m0")
+    return int(fields["VmRSS"]), int(fields["RssAnon"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--containers", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--listed", type=int, default=500)
+    ap.add_argument("--pyrunc")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench/scale.py must run as root", file=sys.stderr)
+        return 2
+    tmp = tempfile.mkdtemp(prefix="pyrunc-scale-")
+    runc = shutil.which("runc")
+    runtimes = [Runtime("pyrunc", find_pyrunc(args.pyrunc), os.path.join(tmp, "pyrunc"))]
+    if runc:
+        runtimes.append(Runtime("runc", runc, os.path.join(tmp, "runc")))
+    try:
+        bundle = make_bundle(tmp, runc, runtimes[0].binary)
+        import json
+        cfg_path = os.path.join(bundle, "config.json")
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        cfg["process"]["args"] = ["sleep", "30"]
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        rows = []
+        for rt in runtimes:
+            os.makedirs(rt.root, mode=0o700)
+            tput = throughput(rt, bundle, args.containers, args.workers)
+            one, many = list_scaling(rt, bundle, args.listed, args.workers)
+            rt.clean()
+            rss, anon = init_memory(rt, bundle)
+            rows.append((rt.name, tput, one, many, rss, anon))
+            rt.clean()
+        print(f"{args.containers} containers run -d + delete --force with {args.workers} workers; "
+              f"list with 1 and {args.listed} containers; RSS of a waiting init")
+        print(f"{'runtime':8} {'containers/s':>13} {'list 1 (ms)':>12} {'list N (ms)':>12} "
+              f"{'N/1':>6} {'init RSS kB':>12} {'anon kB':>8}")
+        for name, tput, one, many, rss, anon in rows:
+            print(f"{name:8} {tput:13.1f} {one:12.1f} {many:12.1f} {many / one:6.2f} {rss:12} {anon:8}")
+        return 0
+    finally:
+        for rt in runtimes:
+            rt.clean()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
