@@ -1,8 +1,6 @@
 """A container without a private mount namespace mounts into the host's
 (runc does the same). Those mounts are found again by difference with the
 mount table taken before create, and removed when the container goes."""
-import os
-
 from pyrunc import native
 from pyrunc.mountinfo import read_mountinfo
 

@@ -3,7 +3,7 @@ import os
 from pyrunc.record import field, record
 
 from pyrunc import native as n
-from pyrunc.errors import ConfigError, NotSupportedError
+from pyrunc.errors import ConfigError
 from pyrunc.rootfs import inroot
 
 # option -> (clear?, flag), as mount(8) and runc read them

@@ -27,6 +27,7 @@ from __future__ import annotations
 import posixpath
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # no runtime import of typing (startup time)
+    from pathlib import Path
     from typing import Any, Callable, Iterable
 
 from pyrunc.errors import ConfigError
