@@ -43,9 +43,10 @@ class Container:
     def status(self) -> str:
         if not self.state.init_alive():
             return st.STOPPED
-        cgroup = self._cgroup()
-        if cgroup is not None and cgroup.freeze_state() == "frozen":
-            return st.PAUSED    # a paused created container is "paused" too (runc)
+        if self.state.cgroup:
+            from pyrunc.cgroups.freezer import freeze_state_of
+            if freeze_state_of(self.state.cgroup) == "frozen":
+                return st.PAUSED    # a paused created container is "paused" too (runc)
         if self._dir.fifo_exists():
             return st.CREATED
         return st.RUNNING

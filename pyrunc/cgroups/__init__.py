@@ -52,7 +52,17 @@ a v2 device program is attached.
     CgroupError: PyruncError subclass; one-line messages naming the cgroup path.
 """
 from .common import CgroupError, detect
-from .manager import CgroupManager
-from .paths import resolve_path
 
 __all__ = ["CgroupError", "CgroupManager", "detect", "resolve_path"]
+
+
+def __getattr__(name: str):
+    """The manager and path resolution load on first use: `state` and `kill`
+    only need pyrunc.cgroups.freezer, not this whole layer."""
+    if name == "CgroupManager":
+        from .manager import CgroupManager
+        return CgroupManager
+    if name == "resolve_path":
+        from .paths import resolve_path
+        return resolve_path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

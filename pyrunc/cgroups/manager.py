@@ -10,12 +10,13 @@ import time
 from pyrunc.errors import ConfigError
 
 from . import devices as _devices
+from . import freezer
+from .freezer import FREEZE_WAIT
 from .common import (CGROUP_ROOT, CgroupError, detect, read_all_pids, read_file,
                      read_pids, write_file, write_pid)
 from .paths import V1_BEST_EFFORT, resolve_path, v1_paths, v2_path
 
 RMDIR_BUDGET = 1.0        # seconds destroy() keeps retrying EBUSY
-FREEZE_WAIT = 1.0         # seconds freeze_state() waits for FREEZING to settle
 CREATE_TASKS = 2          # tasks in the cgroup while create runs: middle + init
 
 
@@ -308,32 +309,7 @@ class CgroupManager:
 
     def freeze_state(self) -> str:
         """"frozen" or "thawed" (also when there is no freezer or no cgroup)."""
-        if self.version == "v2":
-            try:
-                return "frozen" if read_file(self.paths[""], "cgroup.freeze").strip() == "1" \
-                    else "thawed"
-            except CgroupError:
-                return "thawed"
-        path = self.paths.get("freezer")
-        if not path:
-            return "thawed"
-        deadline = time.monotonic() + FREEZE_WAIT
-        while True:
-            try:
-                state = read_file(path, "freezer.state").strip()
-            except CgroupError:
-                return "thawed"
-            if state == "FREEZING" and time.monotonic() < deadline:
-                time.sleep(0.001)
-                continue
-            if state != "FROZEN":
-                return "thawed"
-            # frozen by itself, or only because an ancestor is?
-            try:
-                return "frozen" if read_file(path, "freezer.self_freezing").strip() == "1" \
-                    else "thawed"
-            except CgroupError:
-                return "frozen"
+        return freezer.freeze_state(self.version, self.paths)
 
     def freeze(self) -> None:
         """Freeze every task (pause); waits up to ~1 s for the kernel to finish."""
