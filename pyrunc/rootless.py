@@ -13,6 +13,7 @@ root, the dumpable toggle) keeps looking at the effective uid.
 import os
 
 from pyrunc.errors import ConfigError, UsageError
+from pyrunc.state import in_user_namespace
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}     # Go's strconv.ParseBool
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -42,14 +43,6 @@ def is_rootless() -> bool:
         # (podman runs the runtime in its own one) whose cgroups are not its own
         return os.geteuid() != 0 or in_user_namespace()
     return _mode == "true"
-
-
-def in_user_namespace() -> bool:
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
 
 
 def explain_cgroup_error(error: Exception, resources: dict) -> None:

@@ -22,12 +22,12 @@ CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 def default_root() -> str:
     """runc's rule: $XDG_RUNTIME_DIR/pyrunc for an unprivileged caller, else /run/pyrunc."""
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and (os.geteuid() != 0 or (_in_user_namespace() and os.environ.get("USER", "") != "root")):
+    if xdg and (os.geteuid() != 0 or (in_user_namespace() and os.environ.get("USER", "") != "root")):
         return os.path.join(xdg, "pyrunc")
     return "/run/pyrunc"
 
 
-def _in_user_namespace() -> bool:
+def in_user_namespace() -> bool:
     try:
         with open("/proc/self/uid_map") as f:
             return f.read().split() != ["0", "0", "4294967295"]

@@ -46,7 +46,7 @@ class CgroupMounter:
             options = ",".join(o for o in superopts.split(",") if o not in ("rw", "ro"))
             self._mount_one(root_fd, f"{m.destination}/{name}", mountpoint, "cgroup", options, flags)
             for controller in name.split(",") if "," in name else ():
-                self._symlink(root_fd, f"{m.destination}/{controller}", name)
+                inroot.symlink_in_root(root_fd, f"{m.destination}/{controller}", name)
         if m.flags & n.MS_RDONLY:
             with inroot.opened(root_fd, m.destination) as target:
                 n.mount(None, target, None, n.MS_REMOUNT | n.MS_BIND | n.MS_RDONLY | _DEFAULT_FLAGS)
@@ -66,13 +66,3 @@ class CgroupMounter:
             if d == host_mountpoint or d.startswith(host_mountpoint.rstrip("/") + "/"):
                 return d
         return host_mountpoint
-
-    @staticmethod
-    def _symlink(root_fd, link, target) -> None:
-        parent, name = inroot.parent_and_name(root_fd, link)
-        try:
-            os.symlink(target, name, dir_fd=parent)
-        except FileExistsError:
-            pass
-        finally:
-            os.close(parent)

@@ -89,16 +89,4 @@ def setup_dev_symlinks(root_fd: int) -> None:
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "/dev/core"))
     for target, link in links:
-        parent, name = inroot.parent_and_name(root_fd, link)
-        try:
-            if link == "/dev/ptmx":
-                try:
-                    os.unlink(name, dir_fd=parent)
-                except FileNotFoundError:
-                    pass
-            try:
-                os.symlink(target, name, dir_fd=parent)
-            except FileExistsError:
-                pass
-        finally:
-            os.close(parent)
+        inroot.symlink_in_root(root_fd, link, target, replace=link == "/dev/ptmx")

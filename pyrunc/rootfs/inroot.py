@@ -98,3 +98,21 @@ def parent_and_name(root_fd: int, path: str, create_parent: bool = True) -> tupl
     parent_path = "/".join(parts[:-1])
     fd = make_in_root(root_fd, parent_path) if create_parent else open_in_root(root_fd, parent_path)
     return fd, parts[-1]
+
+
+def symlink_in_root(root_fd: int, link: str, target: str, replace: bool = False) -> None:
+    """Create the in-root symlink `link` -> `target` (an existing entry is kept
+    unless `replace`)."""
+    parent, name = parent_and_name(root_fd, link)
+    try:
+        if replace:
+            try:
+                os.unlink(name, dir_fd=parent)
+            except FileNotFoundError:
+                pass
+        try:
+            os.symlink(target, name, dir_fd=parent)
+        except FileExistsError:
+            pass
+    finally:
+        os.close(parent)

@@ -252,9 +252,9 @@ def test_default_root(monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", "")
     assert st.default_root() == "/run/pyrunc"
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/0")
-    monkeypatch.setattr(st, "_in_user_namespace", lambda: False)
+    monkeypatch.setattr(st, "in_user_namespace", lambda: False)
     assert st.default_root() == "/run/pyrunc"  # root, not in a user namespace
-    monkeypatch.setattr(st, "_in_user_namespace", lambda: True)
+    monkeypatch.setattr(st, "in_user_namespace", lambda: True)
     monkeypatch.setenv("USER", "root")
     assert st.default_root() == "/run/pyrunc"
     monkeypatch.delenv("USER")
