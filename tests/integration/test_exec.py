@@ -434,7 +434,8 @@ def test_exec_when_middle_reports_pid_late(pyrunc, bundle):
     has reported the child's pid: the order of those two messages must not
     matter. White-box: forced by delaying the middle after its fork."""
     cid, _ = start(pyrunc, bundle)
-    res = subprocess.run([sys.executable, "-c", SLOW_MIDDLE, cid, pyrunc.root],
+    # -P: a clean clone has no compiled _native in the source tree; use the installed pyrunc
+    res = subprocess.run([sys.executable, "-P", "-c", SLOW_MIDDLE, cid, pyrunc.root],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
     assert (res.returncode, res.stdout, res.stderr) == (6, "hi\n", ""), res
 

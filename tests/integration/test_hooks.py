@@ -344,7 +344,8 @@ def test_create_hooks_when_middle_reports_pid_late(pyrunc, bundle, hooklog):
     cid = pyrunc.new_id()
     # not pipes: the created container's init keeps create's stdio open
     with tempfile.TemporaryFile("w+") as err:
-        res = subprocess.run([sys.executable, "-c", SLOW_MIDDLE_CREATE, cid, bundle.path,
+        # -P: a clean clone has no compiled _native in the source tree; use the installed pyrunc
+        res = subprocess.run([sys.executable, "-P", "-c", SLOW_MIDDLE_CREATE, cid, bundle.path,
                               pyrunc.root], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=err, timeout=30)
         err.seek(0)

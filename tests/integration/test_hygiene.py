@@ -219,7 +219,8 @@ SUBREAPER_SCRIPT = textwrap.dedent("""
 def test_init_is_reparented_to_subreaper(pyrunc, bundle):
     bundle.write()
     cid = pyrunc.new_id()
-    res = subprocess.run([sys.executable, "-c", SUBREAPER_SCRIPT, pyrunc.binary, pyrunc.root,
+    # -P: a clean clone has no compiled _native in the source tree; use the installed pyrunc
+    res = subprocess.run([sys.executable, "-P", "-c", SUBREAPER_SCRIPT, pyrunc.binary, pyrunc.root,
                           bundle.path, cid], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
