@@ -13,46 +13,33 @@ Compiled from schemas/ config-schema.json, defs.json, config-linux.json, defs-li
 Each returns True when the document is valid and is exactly as strict as
 jsonschema with pyrunc.spec.validate's validator (1.0 is not an integer,
 format is not asserted).  One function per schema reached through a $ref.
-Nothing but re is imported: pyrunc.spec.validate registers check_config as
-the fast check and imports jsonschema only to explain a failure.
+Patterns are checked by the plain functions of pyrunc.spec.patterns, so
+re is not imported: pyrunc.spec.validate registers check_config as the fast
+check and imports jsonschema only to explain a failure.
 """
 
-import re
+from pyrunc.spec import patterns as _patterns
 
 __all__ = ['check_config', 'check_process']
 
 
-class _Regex:
-    """re.compile(pattern), compiled on first use (keeps the import cheap)."""
-
-    __slots__ = ("pattern", "search")
-
-    def __init__(self, pattern):
-        self.pattern = pattern
-        self.search = self._compile_and_search
-
-    def _compile_and_search(self, string):
-        self.search = re.compile(self.pattern).search
-        return self.search(string)
-
-
 _ENUM0 = frozenset(('IOPRIO_CLASS_RT', 'IOPRIO_CLASS_BE', 'IOPRIO_CLASS_IDLE'))  # config-schema.json#/properties/process/properties/ioPriority/properties/class/enum
-_RE1 = _Regex('^RLIMIT_[A-Z]+$')  # config-schema.json#/properties/process/properties/rlimits/items/properties/type
-_RE2 = _Regex('^[0-9, -]*$')  # config-schema.json#/properties/process/properties/execCPUAffinity/properties/initial
-_RE3 = _Regex('^1\\.[0-3]\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$')  # defs.json#/$defs/ociVersionSupported
-_RE4 = _Regex('^[1-9][0-9]*[KMG]B$')  # config-linux.json#/properties/resources/properties/hugepageLimits/items/properties/pageSize
-_RE5 = _Regex('^MB:[^\\n]*$')  # config-linux.json#/properties/intelRdt/properties/memBwSchema
+_RE1 = _patterns.rlimit_type  # '^RLIMIT_[A-Z]+$' at config-schema.json#/properties/process/properties/rlimits/items/properties/type
+_RE2 = _patterns.cpu_list  # '^[0-9, -]*$' at config-schema.json#/properties/process/properties/execCPUAffinity/properties/initial
+_RE3 = _patterns.oci_version_supported  # '^1\\.[0-3]\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$' at defs.json#/$defs/ociVersionSupported
+_RE4 = _patterns.hugepage_size  # '^[1-9][0-9]*[KMG]B$' at config-linux.json#/properties/resources/properties/hugepageLimits/items/properties/pageSize
+_RE5 = _patterns.mem_bw_schema  # '^MB:[^\\n]*$' at config-linux.json#/properties/intelRdt/properties/memBwSchema
 _ENUM6 = frozenset(('SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', 'SCHED_ISO', 'SCHED_IDLE', 'SCHED_DEADLINE'))  # defs-linux.json#/$defs/SchedulerPolicy/enum
 _ENUM7 = frozenset(('SCHED_FLAG_RESET_ON_FORK', 'SCHED_FLAG_RECLAIM', 'SCHED_FLAG_DL_OVERRUN', 'SCHED_FLAG_KEEP_POLICY', 'SCHED_FLAG_KEEP_PARAMS', 'SCHED_FLAG_UTIL_CLAMP_MIN', 'SCHED_FLAG_UTIL_CLAMP_MAX'))  # defs-linux.json#/$defs/SchedulerFlag/enum
-_RE8 = _Regex('^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$')  # defs.json#/$defs/ociVersion
-_RE9 = _Regex('.{1,}')  # defs.json#/$defs/mapStringString/patternProperties/.{1,}
+_RE8 = _patterns.oci_version  # '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$' at defs.json#/$defs/ociVersion
+_RE9 = _patterns.any_char  # '.{1,}' at defs.json#/$defs/mapStringString/patternProperties/.{1,}
 _ENUM10 = frozenset(('private', 'shared', 'slave', 'unbindable'))  # defs-linux.json#/$defs/RootfsPropagation/enum
 _ENUM11 = frozenset(('SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY'))  # defs-linux.json#/$defs/SeccompAction/enum
 _ENUM12 = frozenset(('SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'))  # defs-linux.json#/$defs/SeccompFlag/enum
 _ENUM13 = frozenset(('SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64'))  # defs-linux.json#/$defs/SeccompArch/enum
 _ENUM14 = frozenset(('MPOL_DEFAULT', 'MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_WEIGHTED_INTERLEAVE', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_LOCAL'))  # defs-linux.json#/$defs/MemoryPolicyMode/enum
 _ENUM15 = frozenset(('MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES'))  # defs-linux.json#/$defs/MemoryPolicyFlag/enum
-_RE16 = _Regex('^[cbup]$')  # defs-linux.json#/$defs/FileType
+_RE16 = _patterns.file_type  # '^[cbup]$' at defs-linux.json#/$defs/FileType
 _ENUM17 = frozenset(('mount', 'pid', 'network', 'uts', 'ipc', 'user', 'cgroup', 'time'))  # defs-linux.json#/$defs/NamespaceType/enum
 _ENUM18 = frozenset(('LINUX', 'LINUX32'))  # defs-linux.json#/$defs/PersonalityDomain/enum
 _ENUM19 = frozenset(('SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ'))  # defs-linux.json#/$defs/SeccompOperators/enum
@@ -238,7 +225,7 @@ def config_schema__process(x):
             x3 = x2['type']
             if not isinstance(x3, str):
                 return False
-            if not _RE1.search(x3):
+            if not _RE1(x3):
                 return False
     if 'execCPUAffinity' in x:
         x1 = x['execCPUAffinity']
@@ -248,13 +235,13 @@ def config_schema__process(x):
             x2 = x1['initial']
             if not isinstance(x2, str):
                 return False
-            if not _RE2.search(x2):
+            if not _RE2(x2):
                 return False
         if 'final' in x1:
             x2 = x1['final']
             if not isinstance(x2, str):
                 return False
-            if not _RE2.search(x2):
+            if not _RE2(x2):
                 return False
     return True
 
@@ -264,7 +251,7 @@ def defs__ociVersionSupported(x):
     if not defs__ociVersion(x):
         return False
     if isinstance(x, str):
-        if not _RE3.search(x):
+        if not _RE3(x):
             return False
     return True
 
@@ -454,7 +441,7 @@ def config_linux(x):
                 x4 = x3['pageSize']
                 if not isinstance(x4, str):
                     return False
-                if not _RE4.search(x4):
+                if not _RE4(x4):
                     return False
                 if not defs__uint64(x3['limit']):
                     return False
@@ -561,7 +548,7 @@ def config_linux(x):
             x2 = x1['memBwSchema']
             if not isinstance(x2, str):
                 return False
-            if not _RE5.search(x2):
+            if not _RE5(x2):
                 return False
         if 'enableMonitoring' in x1 and not isinstance(x1['enableMonitoring'], bool):
             return False
@@ -661,7 +648,7 @@ def defs__ociVersion(x):
     """defs.json#/$defs/ociVersion"""
     if not isinstance(x, str):
         return False
-    if not _RE8.search(x):
+    if not _RE8(x):
         return False
     return True
 
@@ -692,7 +679,7 @@ def defs__mapStringString(x):
     if not isinstance(x, dict):
         return False
     for k1, x1 in x.items():
-        if _RE9.search(k1):
+        if _RE9(k1):
             if not isinstance(x1, str):
                 return False
     return True
@@ -955,7 +942,7 @@ def defs_linux__FileType(x):
     """defs-linux.json#/$defs/FileType"""
     if not isinstance(x, str):
         return False
-    if not _RE16.search(x):
+    if not _RE16(x):
         return False
     return True
 

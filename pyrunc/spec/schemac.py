@@ -3,9 +3,13 @@
 ``pyrunc create`` validates every config.json against the OCI runtime-spec
 schemas, and ``import jsonschema`` alone costs far more than the rest of the
 command.  This module turns the schemas into the source of a small module of
-plain functions (one per ``$ref`` target) that answer "valid or not" with no
-import beyond ``re``; :mod:`pyrunc.spec.validate` registers it as the fast
-check and only falls back to jsonschema to explain a failure.
+plain functions (one per ``$ref`` target) that answer "valid or not";
+:mod:`pyrunc.spec.validate` registers it as the fast check and only falls
+back to jsonschema to explain a failure.  A ``pattern`` with a hand-written
+predicate in :data:`pyrunc.spec.patterns.PREDICATES` (all of the OCI
+schemas' patterns) becomes a call to it; any other is compiled with ``re`` on
+first use, so the generated module never imports ``re`` when it is loaded
+(``import re`` alone costs milliseconds of every ``pyrunc create``).
 
 The generated checker is exactly as strict as jsonschema with the validator
 class of :mod:`pyrunc.spec.validate` (``Draft202012Validator``, no format
@@ -43,6 +47,8 @@ import re
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin
+
+from pyrunc.spec import patterns as _patterns
 
 __all__ = [
     "DRAFT_2020_12",
@@ -87,19 +93,22 @@ _IDENT_BAD = re.compile(r"[^0-9A-Za-z_]+")
 # reproduce jsonschema._utils.equal / uniq (bool is not 1, 1 == 1.0, deep
 # comparison of arrays and objects).
 _HELPERS = {
-    "_Regex": '''
-class _Regex:
-    """re.compile(pattern), compiled on first use (keeps the import cheap)."""
+    "_regex": '''
+def _regex(pattern):
+    """A re.search(pattern, s) predicate for a pattern pyrunc.spec.patterns has
+    no function for; re is imported and the pattern compiled on first call, so
+    loading this module does not cost an import of re."""
+    search = None
 
-    __slots__ = ("pattern", "search")
+    def matches(string):
+        nonlocal search
+        if search is None:
+            import re
 
-    def __init__(self, pattern):
-        self.pattern = pattern
-        self.search = self._compile_and_search
+            search = re.compile(pattern).search
+        return search(string) is not None
 
-    def _compile_and_search(self, string):
-        self.search = re.compile(self.pattern).search
-        return self.search(string)
+    return matches
 ''',
     "_equal": '''
 def _unbool(element, true=object(), false=object()):
@@ -171,6 +180,7 @@ class _Compiler:
         self.const_by_value: dict[str, str] = {}
         self.helpers: set[str] = set()
         self.needs_number = False
+        self.uses_patterns = False  # the generated module imports pyrunc.spec.patterns
         self.functions: list[str] = []
         self.aliases: list[tuple[str, str]] = []
 
@@ -242,8 +252,12 @@ class _Compiler:
             re.compile(pattern)
         except re.error as exc:
             raise SchemaCompileError(f"{self.where(loc)}: pattern {pattern!r} does not compile: {exc}") from None
-        self.helpers.add("_Regex")
-        return self.const("RE", f"_Regex({pattern!r})", f"{self.where(loc)}")
+        predicate = _patterns.PREDICATES.get(pattern)
+        if predicate is not None and getattr(_patterns, predicate.__name__, None) is predicate:
+            self.uses_patterns = True
+            return self.const("RE", f"_patterns.{predicate.__name__}", f"{pattern!r} at {self.where(loc)}")
+        self.helpers.add("_regex")
+        return self.const("RE", f"_regex({pattern!r})", f"{self.where(loc)}")
 
     # ------------------------------------------------------------ generation
 
@@ -527,7 +541,7 @@ class _Compiler:
         if "pattern" in schema:
             if not isinstance(schema["pattern"], str):
                 raise SchemaCompileError(f"{self.where(loc)}: \"pattern\" must be a string")
-            lines += [f"if not {self.regex(schema['pattern'], loc)}.search({var}):", "    return False"]
+            lines += [f"if not {self.regex(schema['pattern'], loc)}({var}):", "    return False"]
         for key, op in (("minLength", "<"), ("maxLength", ">")):
             if key in schema:
                 if not _is_count(schema[key]):
@@ -597,7 +611,7 @@ class _Compiler:
             regex = self.regex(pattern, ploc)
             body = self.emit(subschema, ploc, child, None, depth + 2, fn_loc)
             if body:
-                loop.append(f"{pad}    if {regex}.search({key_var}):")
+                loop.append(f"{pad}    if {regex}({key_var}):")
                 loop += body
         if additional is not True and additional != {}:
             # jsonschema.find_additional_properties: not a declared property and not
@@ -610,7 +624,7 @@ class _Compiler:
                     conds.append(f"{key_var} not in {self.const('PROPS', f'frozenset({tuple(props)!r})', self.where(loc))}")
                 joined = "|".join(patterns)
                 if joined:
-                    conds.append(f"not {self.regex(joined, aloc)}.search({key_var})")
+                    conds.append(f"not {self.regex(joined, aloc)}({key_var})")
                 if conds:
                     loop.append(f"{pad}    if {' and '.join(conds)}:")
                     loop += body
@@ -693,13 +707,14 @@ def compile_schemas(
     if callable(header):
         header = header(list(comp.used_docs))
     parts = [header.rstrip("\n") + "\n\n" if header else ""]
-    parts.append("import re\n")
+    if comp.uses_patterns:
+        parts.append("from pyrunc.spec import patterns as _patterns\n")
     if comp.needs_number:
         parts.append("from numbers import Number as _Number\n")
     if "_equal" in comp.helpers:
         parts.append("from collections.abc import Mapping as _Mapping, Sequence as _Sequence\n")
     parts.append(f"\n__all__ = {[name for name, _ in public]!r}\n")
-    for helper in ("_Regex", "_equal", "_uniq"):
+    for helper in ("_regex", "_equal", "_uniq"):
         if helper in comp.helpers:
             parts.append("\n" + _HELPERS[helper])
     if comp.consts:
@@ -767,8 +782,9 @@ Compiled from schemas/ {names}
 Each returns True when the document is valid and is exactly as strict as
 jsonschema with pyrunc.spec.validate's validator (1.0 is not an integer,
 format is not asserted).  One function per schema reached through a $ref.
-Nothing but re is imported: pyrunc.spec.validate registers check_config as
-the fast check and imports jsonschema only to explain a failure.
+Patterns are checked by the plain functions of pyrunc.spec.patterns, so
+re is not imported: pyrunc.spec.validate registers check_config as the fast
+check and imports jsonschema only to explain a failure.
 """'''
 
     return compile_schemas(

@@ -92,7 +92,7 @@ def register_fast_check(schema: str, check: Callable[[Any], bool] | None) -> Non
 def _compiled_check(name: str, schema: str) -> Callable[[Any], bool]:
     """Stand-in for `name` of the generated pyrunc/spec/_config_check.py (see
     pyrunc.spec.schemac): imports it on first use, then registers the real
-    function in its place.  That module imports nothing but re."""
+    function in its place. That module imports only pyrunc.spec.patterns."""
 
     def check(doc: Any) -> bool:
         from pyrunc.spec import _config_check
