@@ -2,9 +2,9 @@
 a container's cgroup(s) on cgroup v1 (one directory per hierarchy) or v2."""
 from __future__ import annotations
 
+import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 import errno
 import os
-import signal
 import time
 
 from pyrunc.errors import ConfigError
@@ -353,7 +353,7 @@ class CgroupManager:
                 return line.split()[1] == "1"
         return True     # no "frozen" key: the kernel cannot tell us; trust cgroup.freeze
 
-    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+    def kill_all(self, sig: int = _signal.SIGKILL) -> None:
         """Send sig to every process in the cgroup tree (runc's signalAllProcesses):
         cgroup.kill for SIGKILL where the kernel has it, else freeze, signal each
         pid, and thaw again -- unless it was frozen before (a paused container
@@ -361,7 +361,7 @@ class CgroupManager:
         tasks can die. A missing cgroup is a no-op."""
         was_frozen = self.freeze_state() == "frozen"
         unified = self.paths.get("" if self.version == "v2" else "unified")
-        if sig == signal.SIGKILL and unified:
+        if sig == _signal.SIGKILL and unified:
             try:
                 write_file(unified, "cgroup.kill", "1")
                 if was_frozen:
@@ -384,7 +384,7 @@ class CgroupManager:
                 except ProcessLookupError:
                     pass
         finally:
-            if froze or (was_frozen and sig == signal.SIGKILL):
+            if froze or (was_frozen and sig == _signal.SIGKILL):
                 try:
                     self.thaw()
                 except CgroupError:
