@@ -14,6 +14,7 @@ import os
 # would cost `state`/`kill` a third of their run time
 from _signal import SIGKILL, SIGTERM, pidfd_send_signal
 
+from pyrunc import fastjson
 from pyrunc import state as st
 from pyrunc.errors import ConfigError, ContainerNotRunning, InvalidState, PyruncError
 
@@ -234,13 +235,19 @@ def _signal_init(state: st.ContainerState, sig: int) -> None:
 
 
 def load_config(bundle: str) -> dict:
-    import json  # create's path only: `state` and friends never pay for it
     path = os.path.join(bundle, "config.json")
     try:
         with open(path) as f:
-            return json.load(f)
+            text = f.read()
     except FileNotFoundError:
         raise ConfigError(f"config.json not found in bundle {bundle}") from None
+    try:
+        return fastjson.loads(text)
+    except ValueError:
+        pass  # NaN and friends, or broken JSON: the json package decides and words the error
+    import json
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"config.json is not valid JSON: {e}") from None
 

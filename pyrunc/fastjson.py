@@ -27,6 +27,10 @@ def loads(text: str):
         value, end = _scan(text, start)
     except StopIteration as e:
         raise ValueError(f"invalid JSON at offset {e.value}") from None
+    except ValueError:
+        raise
+    except Exception:  # noqa: BLE001 - the bare scanner fails oddly on NaN, control characters…
+        raise ValueError("invalid JSON") from None
     if text[end:].strip(_WS):
         raise ValueError(f"extra data after JSON at offset {end}")
     return value

@@ -1,7 +1,7 @@
 """OCI hooks: a program run with the container state JSON on its stdin."""
 import os
 import select
-import signal
+import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 import time
 
 from pyrunc import fastjson
@@ -31,8 +31,8 @@ def run_hook(hook: dict, state: dict, where: str) -> None:
                 os.dup2(out_w, 1)
                 os.dup2(out_w, 2)
                 os.closerange(3, 65536)
-                for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_DFL)
+                for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT):
+                    _signal.signal(sig, _signal.SIG_DFL)
                 os.execve(path, argv, env)
             except BaseException:
                 os.write(2, f"cannot exec hook {path}\n".encode())
@@ -78,7 +78,7 @@ def _wait(pid: int, out_fd: int, timeout: int | None) -> tuple[int | None, bytes
         if done:
             return os.waitstatus_to_exitcode(status), b"".join(chunks)
         if time.monotonic() >= deadline:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, _signal.SIGKILL)
             os.waitpid(pid, 0)
             return None, b"".join(chunks)
         time.sleep(0.01)

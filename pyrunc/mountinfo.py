@@ -1,11 +1,22 @@
 """/proc/<pid>/mountinfo, parsed once per call into plain records."""
-from collections import namedtuple
 
 
-# root: the path inside the filesystem that is mounted; options: per-mount
-# options; optional: propagation tags such as "shared:1 master:2"
-MountEntry = namedtuple("MountEntry", "mount_id parent_id root mountpoint options optional "
-                                      "fstype source super_options")
+class MountEntry:
+    """One mountinfo line. root: the path inside the filesystem that is
+    mounted; options: per-mount options; optional: propagation tags such as
+    "shared:1 master:2". (A plain class: collections.namedtuple is an import
+    `create` would pay for.)"""
+    __slots__ = ("mount_id", "parent_id", "root", "mountpoint", "options", "optional",
+                 "fstype", "source", "super_options")
+
+    def __init__(self, mount_id, parent_id, root, mountpoint, options, optional, fstype,
+                 source, super_options):
+        self.mount_id, self.parent_id, self.root, self.mountpoint = mount_id, parent_id, root, mountpoint
+        self.options, self.optional, self.fstype = options, optional, fstype
+        self.source, self.super_options = source, super_options
+
+    def __repr__(self) -> str:
+        return f"MountEntry({self.mount_id}, {self.mountpoint!r}, {self.fstype!r})"
 
 
 def _unescape(field: str) -> str:

@@ -1,12 +1,12 @@
 """`run`: create + start, then (unless detached) wait in the foreground,
 forwarding signals to the container's init, and exit with its status."""
 import os
-import signal
+import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
 from pyrunc import native, terminal, unixsock
 from pyrunc.container import Container
 
-_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP}
+_NOT_FORWARDED = {_signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG, _signal.SIGKILL, _signal.SIGSTOP}
 
 
 def run_container(container_id: str, bundle: str, root: str, *, detach: bool = False,
@@ -58,10 +58,10 @@ def wait_forwarding_signals(pid: int) -> int:
         except ProcessLookupError:
             pass
 
-    for sig in signal.valid_signals():
+    for sig in _signal.valid_signals():
         if sig not in _NOT_FORWARDED:
             try:
-                signal.signal(sig, forward)
+                _signal.signal(sig, forward)
             except (OSError, ValueError):
                 pass
     while True:

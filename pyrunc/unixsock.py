@@ -2,7 +2,9 @@
 wrapper around it that also imports selectors and enum, several ms of every
 create; pyrunc needs only pairs, connect, and passing fds."""
 import _socket
-import array
+import struct  # not array: it imports collections.abc, ~3 ms of start-up
+
+_INT = struct.calcsize("i")
 
 Socket = _socket.socket
 STREAM, SEQPACKET = _socket.SOCK_STREAM, _socket.SOCK_SEQPACKET
@@ -30,13 +32,14 @@ def from_fd(fd: int) -> Socket:
 
 def send_fds(sock: Socket, data: bytes, fds: list[int]) -> None:
     """One message: `data`, plus one SCM_RIGHTS control message with `fds`."""
-    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    payload = struct.pack(f"{len(fds)}i", *fds)
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, payload)])
 
 
 def recv_fds(sock: Socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int]]:
-    fds = array.array("i")
-    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * fds.itemsize))
+    fds: list[int] = []
+    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * _INT))
     for level, kind, payload in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    return data, list(fds)
+            fds += struct.unpack(f"{len(payload) // _INT}i", payload[: len(payload) - len(payload) % _INT])
+    return data, fds

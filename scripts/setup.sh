@@ -85,7 +85,7 @@ commit=unknown
 if command -v git >/dev/null && git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
   commit=$(git -C "$REPO" -c safe.directory="$REPO" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 fi
-SRC=(pyproject.toml setup.py README.md _native pyrunc schemas)
+SRC=(pyproject.toml setup.py README.md _native pyrunc schemas scripts/pyrunc)
 srchash=$(cd "$REPO" && { echo "$commit $base"; find "${SRC[@]}" -type f ! -path '*/__pycache__/*' \
   ! -name '*.pyc' ! -name '*.so' ! -name '_build_info.py' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 stamp=$VENV/.pyrunc-source

@@ -29,7 +29,7 @@ prepares the mounts:
       nosuid…) by remount, like any bind mount (see mounts.mount_into_root).
 """
 import os
-import signal
+import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
 from pyrunc import native as n
 from pyrunc.errors import ConfigError
@@ -166,7 +166,7 @@ def make_userns(uid_maps: list, gid_maps: list, where: str) -> int:
         os.close(ready_r)
         os.close(hold_w)
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, _signal.SIGKILL)
         except ProcessLookupError:
             pass
         os.waitpid(pid, 0)

@@ -7,7 +7,6 @@ symlink swapped in after the check cannot redirect a mount to the host.
 """
 import os
 import stat
-from contextlib import contextmanager
 
 from pyrunc import native
 
@@ -23,14 +22,17 @@ def _parts(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
-@contextmanager
-def opened(root_fd: int, path: str):
+class opened:  # noqa: N801 - used like a function; contextlib costs an import on create
     """`/proc/self/fd/N` of the in-root path, valid inside the with-block."""
-    fd = open_in_root(root_fd, path)
-    try:
-        yield fd_path(fd)
-    finally:
-        os.close(fd)
+
+    def __init__(self, root_fd: int, path: str):
+        self._fd = open_in_root(root_fd, path)
+
+    def __enter__(self) -> str:
+        return fd_path(self._fd)
+
+    def __exit__(self, *exc) -> None:
+        os.close(self._fd)
 
 
 def open_in_root(root_fd: int, path: str, flags: int = O_PATH) -> int:

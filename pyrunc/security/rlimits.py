@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import resource
-from collections import namedtuple
 
 from pyrunc.errors import ConfigError, ContainerStartError
+from pyrunc.record import record
 
 # linux/include/uapi/asm-generic/resource.h
 RLIMITS: dict[str, int] = {
@@ -36,9 +36,12 @@ RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 
-class Rlimit(namedtuple("Rlimit", "resource soft hard")):
+@record(frozen=True)
+class Rlimit:
     """soft/hard are uint64 as in the config; RLIM_INFINITY is 2**64-1."""
-    __slots__ = ()
+    resource: int
+    soft: int
+    hard: int
 
     @property
     def name(self) -> str:

@@ -21,8 +21,7 @@ def test_parse():
     ])
     assert out == [Rlimit(resource.RLIMIT_NOFILE, 3000, 4000), Rlimit(resource.RLIMIT_CORE, 0, 2**64 - 1)]
     assert out[0].name == "RLIMIT_NOFILE"
-    res, soft, hard = out[0]
-    assert (res, soft, hard) == (7, 3000, 4000)
+    assert (out[0].resource, out[0].soft, out[0].hard) == (7, 3000, 4000)
 
 
 def test_none_and_empty():
