@@ -82,6 +82,8 @@ class Container:
                pid_file: str | None = None, console_socket: str | None = None,
                no_pivot: bool = False, no_new_keyring: bool = False,
                preserve_fds: int = 0) -> "Container":
+        from pyrunc.cgroups import warmup
+        warmup.start()  # overlaps create's imports and checks (see warmup.py)
         from pyrunc.create import create_container
         state_dir, state = create_container(
             container_id, os.path.abspath(bundle), root or st.default_root(),

@@ -7,7 +7,7 @@ import os
 
 from pyrunc import state as st
 from pyrunc import rootless, terminal
-from pyrunc.cgroups import CgroupManager, resolve_path
+from pyrunc.cgroups import CgroupManager, resolve_path, warmup
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.cgroups.none import NoCgroup
 from pyrunc.container import OCI_VERSION, load_config
@@ -65,6 +65,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             console = terminal.open_console_socket(console_socket)
             plan.console_fd = console.fileno()
             plan.extra_fds.append(console.fileno())
+        warmup.wait()  # no thread may be running when we fork
         plan.extra_fds += open_idmapped_mounts(plan)
 
         try:
@@ -73,13 +74,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             rootless.explain_cgroup_error(e, resources)  # a rootless limit: one clear line
             raise
         state.cgroup = cgroup.to_dict()
-
-        def place(pid: int) -> None:
-            cgroup.add_process(pid)
-            cgroup.apply_devices(device_rules)
-            cgroup.apply_resources(resources, creating=True)
-
-        state.pid = init.spawn(place)
+        # limits first: init joins while it still makes device nodes (see spawn.py)
+        cgroup.apply_devices(device_rules)
+        cgroup.apply_resources(resources, creating=True)
+        state.pid = init.spawn(cgroup.add_process)
         cgroup.apply_pending()      # pids limits below middle+init, now init is alone
         state.init_start_time = st.process_start_time(state.pid) or 0
 

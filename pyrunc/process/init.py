@@ -108,7 +108,12 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
     if plan.namespaces.has_new("network"):
         _loopback_up()
 
+    cgroupns = plan.namespaces.has_new("cgroup")
+    if cgroupns:  # a cgroup mount in the new namespace must show the container's cgroup
+        _await_cgroup_placement(chan, cgroupns)
     rootfs.prepare(plan.rootfs)
+    if not cgroupns:  # mounting meanwhile hid the wait (see spawn.py)
+        _await_cgroup_placement(chan, cgroupns)
     if plan.needs_hooks_sync:
         chan.send(sync.HOOKS)
         plan.hook_state = chan.expect(sync.HOOKS_DONE)["state"]
@@ -135,6 +140,12 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
     _write_sysctls(plan.sysctl)
     rootfs.finalize(plan.rootfs)
     _setup_process(plan)
+
+
+def _await_cgroup_placement(chan: sync.SyncChannel, cgroupns: bool) -> None:
+    chan.expect(sync.PLACED)
+    if cgroupns:
+        native.unshare(native.CLONE_NEWCGROUP)
 
 
 def _setup_process(plan: InitPlan) -> None:

@@ -158,9 +158,12 @@ def join_paths(namespaces: Namespaces) -> None:
             os.close(fd)
 
 
-def unshare_rest(namespaces: Namespaces) -> None:
-    """Every new namespace but the user one (made first, so it owns these)."""
+def unshare_rest(namespaces: Namespaces, cgroup: bool = True) -> None:
+    """Every new namespace but the user one (made first, so it owns these)
+    and, unless `cgroup`, the cgroup one (made once in the container's cgroup)."""
     flags = namespaces.unshare_flags() & ~native.CLONE_NEWUSER
+    if not cgroup:
+        flags &= ~native.CLONE_NEWCGROUP
     if flags:
         native.unshare(flags)
 

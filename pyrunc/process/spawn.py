@@ -4,14 +4,19 @@
                                   └ reports init's pid, exits
 
 The middle exists because a new PID namespace only applies to children: the
-init must be forked after unshare(CLONE_NEWPID). The host puts the middle in
-its cgroups before it unshares (so the cgroup namespace is rooted there and
-init inherits the placement), then waits on the sync channel for init to be
-ready. The init is a descendant of the runtime, so when create exits it is
-reparented to the caller's subreaper (containerd's shim, conmon).
+init must be forked after unshare(CLONE_NEWPID). For a container's init the
+host moves the init into its cgroups while the init builds the rootfs: the
+first move into a v1 hierarchy waits for an RCU grace period (~10 ms), time
+the init spends mounting. The init waits for PLACED before it unshares the
+cgroup namespace (rooted at its cgroup) and before anything runs in the
+container. An exec'd process joins a running container, whose cgroup
+namespace it enters with setns: its middle is placed before it does.
+The host then waits on the sync channel for init to be ready. The init is a
+descendant of the runtime, so when create exits it is reparented to the
+caller's subreaper (containerd's shim, conmon).
 """
 import os
-import signal
+import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
 from pyrunc import native
 from pyrunc import state as st
@@ -33,15 +38,16 @@ class InitProcess:
         self._chan: sync.SyncChannel | None = None
 
     def spawn(self, place_in_cgroup) -> int:
-        """Fork the chain; `place_in_cgroup(pid)` runs before the middle unshares.
+        """Fork the chain and place it with `place_in_cgroup(pid)` (see above).
         Returns the init's pid (as seen from the host)."""
+        place_init = self.entry == "init"
         host, child = sync.SyncChannel.pair()
         middle = os.fork()
         if middle == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
                 host.close()
-                code = _middle(self.plan, child, self.entry)
+                code = _middle(self.plan, child, self.entry, cgroupns_in_init=place_init)
             except BaseException as e:
                 try:
                     child.send(sync.ERROR, message=f"{e}", where=getattr(e, "where", None))
@@ -52,7 +58,8 @@ class InitProcess:
         child.close()
         self._chan = host
         try:
-            place_in_cgroup(middle)
+            if not place_init:
+                place_in_cgroup(middle)
             host.send(sync.GO)
             msg = self._recv("middle process")
             if msg["type"] == sync.USERNS:
@@ -63,10 +70,16 @@ class InitProcess:
                 raise ContainerStartError(msg["message"], msg.get("where"))
             self.pid = msg["pid"]
         except BaseException:
-            os.kill(middle, signal.SIGKILL)  # it may be waiting for us: let _reap() return
+            os.kill(middle, _signal.SIGKILL)  # it may be waiting for us: let _reap() return
             raise
         finally:
             _reap(middle)
+        if place_init:  # on failure the caller kills self.pid
+            place_in_cgroup(self.pid)
+            try:
+                host.send(sync.PLACED)
+            except OSError:
+                pass  # init already failed: wait_ready() reads why
         return self.pid
 
     def wait_ready(self, run_host_hooks) -> None:
@@ -97,7 +110,7 @@ class InitProcess:
         if self.pid <= 0:
             return
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, _signal.SIGKILL)
         except ProcessLookupError:
             return
         st.wait_gone(self.pid)
@@ -110,7 +123,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str) -> int:
+def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str, cgroupns_in_init: bool) -> int:
     # Non-dumpable: the container must not reach this (host) interpreter
     # through /proc/<pid>/exe or /proc/<pid>/mem. execve resets it.
     native.prctl(native.PR_SET_DUMPABLE, 0)
@@ -137,7 +150,7 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str) -> int:
         if rootless:
             native.prctl(native.PR_SET_DUMPABLE, 0)
         namespaces.become_root_in_user_namespace()
-    namespaces.unshare_rest(plan.namespaces)
+    namespaces.unshare_rest(plan.namespaces, cgroup=not cgroupns_in_init)
     if plan.time_offsets:
         _write_time_offsets(plan.time_offsets)
     # The child talks on the same channel: it must not speak before the host

@@ -6,7 +6,8 @@ JSON object in one datagram and no framing is needed.
 from pyrunc import fastjson, unixsock
 
 # message types
-GO = "go"                 # host -> middle: cgroups are in place, carry on
+GO = "go"                 # host -> middle: carry on (for exec: cgroups are in place)
+PLACED = "placed"         # host -> init: you are in the container's cgroups
 USERNS = "userns"         # middle -> host: user namespace made, write its id maps
 USERNS_DONE = "userns-done"  # host -> middle
 PID = "pid"               # middle -> host: the init's pid

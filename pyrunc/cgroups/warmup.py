@@ -1,0 +1,83 @@
+"""Pay the first cgroup move's wait early, on a thread.
+
+Writing a pid to cgroup.procs takes a kernel-wide lock whose writer side first
+waits for an RCU grace period (5-10 ms on this class of machine); for some
+tens of ms after a writer, the next one goes straight through. `create` moves
+its init into the container's cgroups on the critical path, so a thread
+started before create's imports moves the runtime into the cgroup it is
+already in (a no-op) and takes that wait while the main thread parses,
+validates and plans. The thread is joined before create forks: forking a
+process with a thread in flight is best avoided.
+"""
+import _thread
+import os
+
+from .common import CGROUP_ROOT
+from .paths import parse_mountinfo, parse_proc_cgroup
+
+_done = None  # a lock the running warm-up thread releases when it ends
+
+
+def start() -> None:
+    global _done
+    if _done is not None:
+        return
+    _done = _thread.allocate_lock()
+    _done.acquire()
+    try:
+        _thread.start_new_thread(_rejoin_own_cgroup, (_done,))
+    except RuntimeError:  # no threads to spare: just go without
+        _done = None
+
+
+def wait() -> None:
+    """Block until the warm-up thread (if any) has finished."""
+    global _done
+    if _done is not None:
+        _done.acquire()
+        _done = None
+
+
+def _rejoin_own_cgroup(done) -> None:
+    try:
+        procs = own_cgroup_procs()
+        if procs:
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
+    except Exception:  # noqa: BLE001 - only an optimisation: any failure is fine
+        pass
+    finally:
+        done.release()
+
+
+def own_cgroup_procs(mountinfo: str | None = None, proc_cgroup: str | None = None) -> str | None:
+    """cgroup.procs of the cgroup this process is in, in one mounted hierarchy
+    (the unified one if there is one), or None. Uses each mount's root, so a
+    nested runtime never names some other cgroup with the same path."""
+    if mountinfo is None:
+        mountinfo = _read("/proc/self/mountinfo")
+    if proc_cgroup is None:
+        proc_cgroup = _read("/proc/self/cgroup")
+    mounts = parse_mountinfo(mountinfo)
+    own = parse_proc_cgroup(proc_cgroup)
+    for hierarchy in ("unified", "pids", "memory", "cpu", "devices", "freezer"):
+        if hierarchy not in mounts or hierarchy not in own:
+            continue
+        mountpoint, mount_root = mounts[hierarchy]
+        if not mountpoint.startswith(CGROUP_ROOT):
+            continue
+        path = own[hierarchy]
+        if mount_root != "/":
+            if path != mount_root and not path.startswith(mount_root + "/"):
+                continue  # our cgroup is outside what this mount shows
+            path = path[len(mount_root):]
+        return os.path.join(mountpoint, path.lstrip("/"), "cgroup.procs")
+    return None
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
