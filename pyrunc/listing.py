@@ -4,14 +4,14 @@ import os
 
 from pyrunc.container import Container
 from pyrunc.errors import PyruncError
-from pyrunc.state import list_ids
+from pyrunc.state import container_dirs
 
 
 def list_containers(root: str) -> list[dict]:
     items = []
-    for container_id in list_ids(root):
+    for entry in container_dirs(root):
         try:
-            c = Container.load(container_id, root)
+            c = Container.load(entry.name, root)
         except PyruncError:
             continue  # half-created or being deleted
         doc = c.oci_state()
@@ -19,14 +19,14 @@ def list_containers(root: str) -> list[dict]:
                                           "rootfs", "created")}
         if doc.get("annotations"):  # omitted when empty, as runc does
             item["annotations"] = doc["annotations"]
-        item["owner"] = _owner(c)
+        item["owner"] = _owner(entry)
         items.append(item)
     return items
 
 
-def _owner(c: Container) -> str:
+def _owner(entry: os.DirEntry) -> str:
     try:
-        uid = os.stat(c._dir.path).st_uid
+        uid = entry.stat(follow_symlinks=False).st_uid
     except OSError:
         return ""
     return _user_name(uid)

@@ -9,6 +9,7 @@ import os
 import time
 
 from pyrunc import fastjson
+from pyrunc.fileio import read_small
 
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError
 
@@ -51,8 +52,7 @@ def now_rfc3339() -> str:
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat (clock ticks since boot), None if gone or a zombie."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = read_small(f"/proc/{pid}/stat")
     except OSError:
         return None
     # the command name may contain spaces and parentheses: split after the last ')'
@@ -166,8 +166,8 @@ class StateDir:
 
     def load(self) -> ContainerState:
         try:
-            with open(os.path.join(self.path, STATE_FILE)) as f:
-                return ContainerState.from_json(fastjson.loads(f.read()))
+            text = read_small(os.path.join(self.path, STATE_FILE)).decode()
+            return ContainerState.from_json(fastjson.loads(text))
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except (ValueError, TypeError) as e:
@@ -212,7 +212,14 @@ def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
 
 
 def list_ids(root: str) -> list[str]:
+    return [entry.name for entry in container_dirs(root)]
+
+
+def container_dirs(root: str) -> list[os.DirEntry]:
+    """The container directories under `root`, sorted by id (scandir: the
+    type comes with the names, no stat per container)."""
     try:
-        return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+        with os.scandir(root) as it:
+            return sorted((e for e in it if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
     except FileNotFoundError:
         return []

@@ -1,5 +1,5 @@
 """Shared bits of the cgroup layer: the error type, version detection and
-small cgroupfs file helpers. Imports only the standard library."""
+small cgroupfs file helpers."""
 from __future__ import annotations
 
 import errno
@@ -7,6 +7,7 @@ import os
 import time
 
 from pyrunc.errors import PyruncError
+from pyrunc.fileio import read_small
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -27,8 +28,7 @@ def detect(root: str = CGROUP_ROOT) -> str:
 def read_file(directory: str, name: str) -> str:
     path = os.path.join(directory, name)
     try:
-        with open(path) as f:
-            return f.read()
+        return read_small(path).decode()
     except OSError as e:
         raise CgroupError(f"cannot read {path}: {e.strerror}") from e
 
