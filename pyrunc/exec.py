@@ -6,7 +6,6 @@ it in the container's cgroup; its child applies the process attributes and
 execs. In the foreground we wait for it (as its subreaper); with --detach it
 is reparented to the caller's subreaper, like the init.
 """
-import copy
 import os
 
 from pyrunc import native, terminal, unixsock
@@ -105,6 +104,7 @@ def process_from_flags(config: dict, args: list[str], *, env=(), cwd=None, user=
     """runc's exec without --process: the container's process, with the flags on top."""
     if not args:
         raise ExecError("exec args cannot be empty")
+    import copy  # the click path only: `exec --process` (what engines use) never pays for it
     proc = copy.deepcopy(config.get("process") or {})
     proc["args"] = list(args)
     proc["terminal"] = tty
