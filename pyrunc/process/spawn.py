@@ -5,11 +5,10 @@
 
 The middle exists because a new PID namespace only applies to children: the
 init must be forked after unshare(CLONE_NEWPID). For a container's init the
-host moves the init into its cgroups while the init builds the rootfs: the
-first move into a v1 hierarchy waits for an RCU grace period (~10 ms), time
-the init spends mounting. The init waits for PLACED before it unshares the
-cgroup namespace (rooted at its cgroup) and before anything runs in the
-container. An exec'd process joins a running container, whose cgroup
+host moves the init into its cgroups while the init builds the rootfs (a
+move can wait for an RCU grace period, see pyrunc/cgroups/warmup.py): the
+init waits for PLACED before it unshares the cgroup namespace (rooted at its
+cgroup) and before anything runs in the container. An exec'd process joins a running container, whose cgroup
 namespace it enters with setns: its middle is placed before it does.
 The host then waits on the sync channel for init to be ready. The init is a
 descendant of the runtime, so when create exits it is reparented to the
