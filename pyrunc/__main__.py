@@ -1,9 +1,14 @@
 """Entry point of the `pyrunc` console script."""
+import gc
 import os
 import sys
 
 
 def main() -> None:
+    # A command lives for milliseconds and makes next to no cyclic garbage,
+    # but its imports allocate enough to set off full collections (several ms
+    # of `create`). Long-running commands (events) turn it back on.
+    gc.disable()
     from pyrunc.fastcli import try_run
     code = try_run(sys.argv[1:])
     if code is None:

@@ -116,6 +116,8 @@ def events(ctx, interval, stats_only, container_id):
     except ValueError as e:
         raise UsageError(f"invalid value {interval!r} for flag -interval: {e}") from None
     container = _load(ctx, container_id)
+    import gc
+    gc.enable()  # runs until killed (see pyrunc/__main__.py)
     cgroup_ops.events(container, seconds, stats_only)
 
 
