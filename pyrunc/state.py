@@ -1,7 +1,9 @@
 """The state directory of a container and the liveness of its init.
 
-Layout: <root>/<id>/state.json (what create recorded), <root>/<id>/exec.fifo
-(exists while the container is `created`). A flock on the container
+Layout: <root>/<id>/state.json (what create recorded), <root>/<id>/config.json
+(the bundle's config as create saw it: kept apart so that the commands that do
+not need it, and `list` for each container, parse a few hundred bytes only),
+<root>/<id>/exec.fifo (exists while the container is `created`). A flock on the container
 directory serialises commands acting on the same container.
 """
 import fcntl
@@ -14,6 +16,7 @@ from pyrunc.fileio import read_small
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError
 
 STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
 EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
@@ -88,8 +91,8 @@ class ContainerState:
     dataclasses module alone would add milliseconds to every `state`.)"""
 
     FIELDS = ("id", "bundle", "rootfs", "pid", "init_start_time", "created", "oci_version",
-              "annotations", "cgroup", "config", "owner", "host_mounts_baseline")
-    __slots__ = FIELDS
+              "annotations", "cgroup", "owner", "host_mounts_baseline")
+    __slots__ = FIELDS + ("_config", "config_path")
 
     def __init__(self, id: str, bundle: str, rootfs: str, pid: int = 0,
                  init_start_time: int = 0, created: str = "", oci_version: str = "",
@@ -99,17 +102,30 @@ class ContainerState:
         self.id, self.bundle, self.rootfs = id, bundle, rootfs
         self.pid, self.init_start_time, self.created = pid, init_start_time, created
         self.oci_version, self.annotations = oci_version, annotations or {}
-        self.cgroup, self.config, self.owner = cgroup, config or {}, owner
+        self.cgroup, self.owner = cgroup, owner
         # set when the container shares the host's mount namespace: the mounts below
         # the rootfs that existed before create (the others are the container's)
         self.host_mounts_baseline = host_mounts_baseline
+        self._config = config
+        self.config_path: str | None = None  # where `config` is read from on first use
+
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            self._config = {}
+            if self.config_path is not None:
+                try:
+                    self._config = fastjson.loads(read_small(self.config_path).decode())
+                except (OSError, ValueError) as e:
+                    raise PyruncError(f"corrupt state for container {self.id}: {e}") from None
+        return self._config
 
     def to_json(self) -> dict:
         return {name: getattr(self, name) for name in self.FIELDS}
 
     @classmethod
     def from_json(cls, data: dict) -> "ContainerState":
-        return cls(**data)
+        return cls(**data)  # a "config" key: state written by pyrunc before config.json
 
     def init_alive(self) -> bool:
         """True if the recorded init still exists (same pid *and* start time) and is not a zombie."""
@@ -167,19 +183,26 @@ class StateDir:
     def load(self) -> ContainerState:
         try:
             text = read_small(os.path.join(self.path, STATE_FILE)).decode()
-            return ContainerState.from_json(fastjson.loads(text))
+            state = ContainerState.from_json(fastjson.loads(text))
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except (ValueError, TypeError) as e:
             raise PyruncError(f"corrupt state for container {self.id}: {e}") from None
+        if state._config is None:
+            state.config_path = os.path.join(self.path, CONFIG_FILE)
+        return state
 
     def save(self, state: ContainerState) -> None:
-        """Atomic replace, so a concurrent `state` never reads half a file."""
+        """Atomic replaces, so a concurrent reader never sees half a file; the
+        config (if it was set or read) first, so state.json never names a
+        container whose config is missing."""
+        if state._config is not None:
+            write_atomic(os.path.join(self.path, CONFIG_FILE), fastjson.dumps(state._config))
         write_atomic(os.path.join(self.path, STATE_FILE),
                      fastjson.dumps(state.to_json()))
 
     def remove(self) -> None:
-        for name in (STATE_FILE, EXEC_FIFO):
+        for name in (STATE_FILE, CONFIG_FILE, EXEC_FIFO):
             try:
                 os.unlink(os.path.join(self.path, name))
             except FileNotFoundError:

@@ -120,8 +120,8 @@ class V2Runtime:
             return json.load(f)["cgroup"]["path"]
 
     def saved_resources(self, cid: str) -> dict:
-        with open(os.path.join(self.root, cid, "state.json")) as f:
-            return json.load(f)["config"]["linux"]["resources"]
+        with open(os.path.join(self.root, cid, "config.json")) as f:
+            return json.load(f)["linux"]["resources"]
 
     @staticmethod
     def wait_until(pred, timeout: float = 20.0) -> bool:

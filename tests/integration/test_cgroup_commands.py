@@ -28,6 +28,11 @@ def state_json(pyrunc, cid) -> dict:
         return json.load(f)
 
 
+def saved_config(pyrunc, cid) -> dict:
+    with open(os.path.join(pyrunc.root, cid, "config.json")) as f:
+        return json.load(f)
+
+
 def paths(pyrunc, cid) -> dict:
     return state_json(pyrunc, cid)["cgroup"]["paths"]
 
@@ -83,7 +88,7 @@ def test_update_flags_apply_and_persist(pyrunc, bundle):
     weight = "blkio.weight" if os.path.exists(os.path.join(blkio, "blkio.weight")) \
         else "blkio.bfq.weight"
     assert cat(blkio, weight).split()[-1] == "200"
-    r = state_json(pyrunc, cid)["config"]["linux"]["resources"]
+    r = saved_config(pyrunc, cid)["linux"]["resources"]
     assert r["memory"] == {"limit": 100 * MB, "swap": 200 * MB, "reservation": 50 * MB}
     assert r["cpu"] == {"shares": 512, "quota": 20000, "period": 50000, "cpus": "0",
                         "mems": "0"}
@@ -94,7 +99,7 @@ def test_update_flags_apply_and_persist(pyrunc, bundle):
     assert cat(p["cpu"], "cpu.cfs_quota_us") == "30000"
     assert cat(p["cpu"], "cpu.cfs_period_us") == "50000"
     assert cat(p["cpu"], "cpu.shares") == "256"
-    assert state_json(pyrunc, cid)["config"]["linux"]["resources"]["cpu"]["period"] == 50000
+    assert saved_config(pyrunc, cid)["linux"]["resources"]["cpu"]["period"] == 50000
     # memory -1: unlimited, swap too
     pyrunc.ok("update", "--memory", "-1", cid)
     assert cat(p["memory"], "memory.limit_in_bytes") == "9223372036854771712"
@@ -118,7 +123,7 @@ def test_update_resources_from_file_and_stdin(pyrunc, bundle, tmp_path):
         pyrunc.ok("update", "--resources=-", cid, stdin=stdin)
     assert cat(p["pids"], "pids.max") == "41"
     assert cat(p["memory"], "memory.limit_in_bytes") == str(80 * MB)
-    r = state_json(pyrunc, cid)["config"]["linux"]["resources"]
+    r = saved_config(pyrunc, cid)["linux"]["resources"]
     assert r["pids"] == {"limit": 41} and r["memory"]["limit"] == 80 * MB
 
 
@@ -131,7 +136,7 @@ def test_update_devices_replaces_the_rules(pyrunc, bundle, tmp_path):
     pyrunc.ok("update", "-r", str(f), cid)
     listed = cat(paths(pyrunc, cid)["devices"], "devices.list").splitlines()
     assert "c 10:229 rwm" in listed and "c 1:3 rwm" in listed      # defaults kept
-    assert state_json(pyrunc, cid)["config"]["linux"]["resources"]["devices"] == rules
+    assert saved_config(pyrunc, cid)["linux"]["resources"]["devices"] == rules
 
 
 @pytest.mark.parametrize("args, stdin, needle", [

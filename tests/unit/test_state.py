@@ -1,4 +1,5 @@
 """pyrunc.state: ids, timestamps, atomic writes, process liveness, StateDir."""
+import json
 import os
 import re
 import stat
@@ -8,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from pyrunc import state as st
-from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID
+from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError
 
 
 @pytest.mark.parametrize("cid", ["a", "abc", "A-b_c.d+e", "0", "x" * 200, "a..b", "-a", ".a",
@@ -174,6 +175,7 @@ def test_statedir_create_load_remove(tmp_path):
         sd.save(state)
         loaded = st.StateDir(str(root), "c1").load()
         assert loaded.to_json() == state.to_json()
+        assert loaded.config == {"a": 1}
         assert st.list_ids(str(root)) == ["c1"]
     finally:
         sd.unlock()
@@ -259,3 +261,44 @@ def test_default_root(monkeypatch):
     assert st.default_root() == "/run/pyrunc"
     monkeypatch.delenv("USER")
     assert st.default_root() == "/run/user/0/pyrunc"
+
+
+def _saved(tmp_path, **fields) -> st.StateDir:
+    sd = st.StateDir(str(tmp_path), "c")
+    sd.create()
+    sd.save(st.ContainerState(id="c", bundle="/b", rootfs="/b/rootfs", **fields))
+    sd.unlock()
+    return sd
+
+
+def test_config_is_kept_apart_and_read_on_first_use(tmp_path):
+    sd = _saved(tmp_path, config={"process": {"args": ["sh"]}, "big": "x" * 10000})
+    assert "config" not in json.loads((tmp_path / "c" / "state.json").read_text())
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["process"] == {"args": ["sh"]}
+    loaded = sd.load()
+    assert loaded._config is None  # `state`, `kill`, `list` never parse it
+    assert loaded.config["process"] == {"args": ["sh"]}
+
+
+def test_changed_config_is_saved_again(tmp_path):
+    sd = _saved(tmp_path, config={"linux": {"resources": {}}})
+    loaded = sd.load()
+    loaded.config["linux"]["resources"]["pids"] = {"limit": 5}  # what `update` does
+    sd.save(loaded)
+    assert sd.load().config["linux"]["resources"] == {"pids": {"limit": 5}}
+
+
+def test_state_with_the_config_inside_still_loads(tmp_path):
+    # containers created before config.json existed keep working
+    sd = _saved(tmp_path)
+    doc = json.loads((tmp_path / "c" / "state.json").read_text())
+    doc["config"] = {"hooks": {"poststop": []}}
+    (tmp_path / "c" / "state.json").write_text(json.dumps(doc))
+    assert sd.load().config == {"hooks": {"poststop": []}}
+
+
+def test_missing_config_is_a_corrupt_state(tmp_path):
+    sd = _saved(tmp_path, config={})
+    os.unlink(tmp_path / "c" / "config.json")
+    with pytest.raises(PyruncError, match="corrupt state for container c"):
+        sd.load().config
