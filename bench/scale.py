@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Scale benchmarks: pyrunc against runc, in the same run.
 
-    sudo python3 bench/scale.py [--containers 200] [--workers 8] [--listed 500] [--pyrunc PATH]
+    sudo python3 bench/scale.py [--containers 200] [--workers 8] [--rounds 3] [--listed 500]
+                                [--waiting 10] [--pyrunc PATH]
 
 1. throughput: N containers, each `run -d` of `sleep 30` then `delete --force`, spread over
-   W worker threads (each command a fresh process, as under an engine); containers/s.
+   W worker threads (each command a fresh process, as under an engine); containers/s, the
+   median of alternating rounds.
 2. list: the time of `list --format json` with 1 container and with L (created, not started).
-3. memory: RSS and anonymous RSS of a created-but-not-started container's init.
+3. memory of created-but-not-started containers' inits (K of them at once): the mean PSS,
+   which splits pages shared between processes (an interpreter's, a binary's) fairly, so
+   it is what each waiting container costs; and the median RSS and anonymous RSS.
 Everything runs under a private --root per runtime and is deleted at the end.
 """
 import argparse
@@ -73,17 +77,34 @@ def list_scaling(rt: Runtime, bundle: str, many: int, workers: int) -> tuple[flo
     return one, list_time(rt)
 
 
-def init_memory(rt: Runtime, bundle: str) -> tuple[int, int]:
-    import json
-    rt("create", "--bundle", bundle, "m0")
-    pid = json.loads(rt("state", "m0", output=True))["pid"]
+def _kb_fields(path: str) -> dict[str, int]:
     fields = {}
-    with open(f"/proc/{pid}/status") as f:
+    with open(path) as f:
         for line in f:
             key, _, value = line.partition(":")
-            fields[key] = value.split()[0] if value.split() else ""
-    rt("delete", "--force", "m0")
-    return int(fields["VmRSS"]), int(fields["RssAnon"])
+            if value.split() and value.split()[0].isdigit():
+                fields[key] = int(value.split()[0])
+    return fields
+
+
+def init_memory(rt: Runtime, bundle: str, count: int) -> tuple[int, int, int]:
+    """(mean PSS, median RSS, median anonymous RSS) in kB of `count` waiting inits."""
+    import json
+    pss, rss, anon = [], [], []
+    ids = [f"m{i}" for i in range(count)]
+    try:
+        for cid in ids:
+            rt("create", "--bundle", bundle, cid)
+        for cid in ids:
+            pid = json.loads(rt("state", cid, output=True))["pid"]
+            status = _kb_fields(f"/proc/{pid}/status")
+            rss.append(status["VmRSS"])
+            anon.append(status["RssAnon"])
+            pss.append(_kb_fields(f"/proc/{pid}/smaps_rollup")["Pss"])
+    finally:
+        for cid in ids:
+            rt("delete", "--force", cid, check=False)
+    return round(statistics.mean(pss)), round(statistics.median(rss)), round(statistics.median(anon))
 
 
 def main() -> int:
@@ -91,6 +112,8 @@ def main() -> int:
     ap.add_argument("--containers", type=int, default=200)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--listed", type=int, default=500)
+    ap.add_argument("--waiting", type=int, default=10, help="created containers for the memory row")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per runtime (median)")
     ap.add_argument("--pyrunc")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -110,21 +133,28 @@ def main() -> int:
         cfg["process"]["args"] = ["sleep", "30"]
         with open(cfg_path, "w") as f:
             json.dump(cfg, f)
-        rows = []
         for rt in runtimes:
             os.makedirs(rt.root, mode=0o700)
-            tput = throughput(rt, bundle, args.containers, args.workers)
+        # throughput rounds alternate between the runtimes (A B A B), as bench/run.py does
+        tputs: dict[str, list[float]] = {rt.name: [] for rt in runtimes}
+        for _ in range(args.rounds):
+            for rt in runtimes:
+                tputs[rt.name].append(throughput(rt, bundle, args.containers, args.workers))
+        rows = []
+        for rt in runtimes:
+            tput = statistics.median(tputs[rt.name])
             one, many = list_scaling(rt, bundle, args.listed, args.workers)
             rt.clean()
-            rss, anon = init_memory(rt, bundle)
-            rows.append((rt.name, tput, one, many, rss, anon))
+            pss, rss, anon = init_memory(rt, bundle, args.waiting)
+            rows.append((rt.name, tput, one, many, pss, rss, anon))
             rt.clean()
         print(f"{args.containers} containers run -d + delete --force with {args.workers} workers; "
-              f"list with 1 and {args.listed} containers; RSS of a waiting init")
+              f"list with 1 and {args.listed} containers; memory of {args.waiting} waiting inits")
         print(f"{'runtime':8} {'containers/s':>13} {'list 1 (ms)':>12} {'list N (ms)':>12} "
-              f"{'N/1':>6} {'init RSS kB':>12} {'anon kB':>8}")
-        for name, tput, one, many, rss, anon in rows:
-            print(f"{name:8} {tput:13.1f} {one:12.1f} {many:12.1f} {many / one:6.2f} {rss:12} {anon:8}")
+              f"{'N/1':>6} {'init PSS kB':>12} {'RSS kB':>8} {'anon kB':>8}")
+        for name, tput, one, many, pss, rss, anon in rows:
+            print(f"{name:8} {tput:13.1f} {one:12.1f} {many:12.1f} {many / one:6.2f} {pss:12} "
+                  f"{rss:8} {anon:8}")
         return 0
     finally:
         for rt in runtimes:
