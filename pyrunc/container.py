@@ -84,11 +84,14 @@ class Container:
                preserve_fds: int = 0) -> "Container":
         from pyrunc.cgroups import warmup
         warmup.start()  # overlaps create's imports and checks (see warmup.py)
-        from pyrunc.create import create_container
-        state_dir, state = create_container(
-            container_id, os.path.abspath(bundle), root or st.default_root(),
-            pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot,
-            no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+        try:
+            from pyrunc.create import create_container
+            state_dir, state = create_container(
+                container_id, os.path.abspath(bundle), root or st.default_root(),
+                pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot,
+                no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+        finally:
+            warmup.wait()  # (create stops it before it forks; this is for early failures)
         return cls(state_dir, state)
 
     # --- start ------------------------------------------------------------------

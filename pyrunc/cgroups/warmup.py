@@ -6,47 +6,60 @@ tens of ms after a writer, the next one goes straight through. `create` moves
 its init into the container's cgroups on the critical path, so a thread
 started before create's imports moves the runtime into the cgroup it is
 already in (a no-op) and takes that wait while the main thread parses,
-validates and plans. The thread is joined before create forks: forking a
-process with a thread in flight is best avoided.
+validates and plans; it repeats the no-op every few ms (cheap, now) so the
+window is still open when the init is placed, shortly after create forks.
+The thread is stopped and joined before create forks: forking a process with
+a thread in flight is best avoided.
 """
 import _thread
 import os
+import time
 
 from .common import CGROUP_ROOT
 from .paths import parse_mountinfo, parse_proc_cgroup
 
-_done = None  # a lock the running warm-up thread releases when it ends
+REFRESH = 0.005   # s between no-op moves once the first one went through
+LIFETIME = 1.0    # s: the thread ends by itself even if nobody calls wait()
+
+_running = None   # (stop, done) locks of the running warm-up thread
 
 
 def start() -> None:
-    global _done
-    if _done is not None:
+    global _running
+    if _running is not None:
         return
-    _done = _thread.allocate_lock()
-    _done.acquire()
+    stop, done = _thread.allocate_lock(), _thread.allocate_lock()
+    stop.acquire()
+    done.acquire()
     try:
-        _thread.start_new_thread(_rejoin_own_cgroup, (_done,))
+        _thread.start_new_thread(_keep_rejoining_own_cgroup, (stop, done))
     except RuntimeError:  # no threads to spare: just go without
-        _done = None
+        return
+    _running = (stop, done)
 
 
 def wait() -> None:
-    """Block until the warm-up thread (if any) has finished."""
-    global _done
-    if _done is not None:
-        _done.acquire()
-        _done = None
+    """Stop the warm-up thread (if any) and block until it has ended."""
+    global _running
+    if _running is not None:
+        stop, done = _running
+        _running = None
+        stop.release()
+        done.acquire()
 
 
-def _rejoin_own_cgroup(done) -> None:
+def _keep_rejoining_own_cgroup(stop, done) -> None:
     try:
         procs = own_cgroup_procs()
-        if procs:
+        deadline = time.monotonic() + LIFETIME
+        while procs:
             fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.write(fd, str(os.getpid()).encode())
             finally:
                 os.close(fd)
+            if stop.acquire(True, REFRESH) or time.monotonic() > deadline:
+                break
     except Exception:  # noqa: BLE001 - only an optimisation: any failure is fine
         pass
     finally:

@@ -1,5 +1,6 @@
 """pyrunc.cgroups.warmup: which cgroup.procs the warm-up thread writes."""
 import os
+import time
 
 import pytest
 
@@ -65,3 +66,22 @@ def test_warm_up_leaves_the_process_where_it_was():
     warmup.wait()  # idempotent
     with open("/proc/self/cgroup") as f:
         assert f.read() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="writes cgroup.procs (root)")
+def test_wait_stops_the_refreshing_thread_promptly():
+    warmup.start()
+    time.sleep(0.03)  # a few refreshes
+    t = time.monotonic()
+    warmup.wait()
+    assert time.monotonic() - t < 0.5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="writes cgroup.procs (root)")
+def test_thread_ends_by_itself_when_nobody_waits(monkeypatch):
+    monkeypatch.setattr(warmup, "LIFETIME", 0.05)
+    warmup.start()
+    _stop, done = warmup._running
+    assert done.acquire(True, 2.0)  # released by the thread at its end
+    done.release()
+    warmup.wait()
