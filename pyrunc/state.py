@@ -3,8 +3,8 @@
 Layout: <root>/<id>/state.json (what create recorded), <root>/<id>/config.json
 (the bundle's config as create saw it: kept apart so that the commands that do
 not need it, and `list` for each container, parse a few hundred bytes only),
-<root>/<id>/exec.fifo (exists while the container is `created`). A flock on the container
-directory serialises commands acting on the same container.
+<root>/<id>/exec.fifo (exists while the container is `created`). A flock on
+the container directory serialises commands acting on the same container.
 """
 import fcntl
 import os

@@ -15,6 +15,8 @@ import _thread
 import os
 import time
 
+from pyrunc.fileio import read_small
+
 from .common import CGROUP_ROOT
 from .paths import parse_mountinfo, parse_proc_cgroup
 
@@ -71,9 +73,9 @@ def own_cgroup_procs(mountinfo: str | None = None, proc_cgroup: str | None = Non
     (the unified one if there is one), or None. Uses each mount's root, so a
     nested runtime never names some other cgroup with the same path."""
     if mountinfo is None:
-        mountinfo = _read("/proc/self/mountinfo")
+        mountinfo = read_small("/proc/self/mountinfo").decode()
     if proc_cgroup is None:
-        proc_cgroup = _read("/proc/self/cgroup")
+        proc_cgroup = read_small("/proc/self/cgroup").decode()
     mounts = parse_mountinfo(mountinfo)
     own = parse_proc_cgroup(proc_cgroup)
     for hierarchy in ("unified", "pids", "memory", "cpu", "devices", "freezer"):
@@ -89,8 +91,3 @@ def own_cgroup_procs(mountinfo: str | None = None, proc_cgroup: str | None = Non
             path = path[len(mount_root):]
         return os.path.join(mountpoint, path.lstrip("/"), "cgroup.procs")
     return None
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
