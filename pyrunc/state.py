@@ -234,10 +234,6 @@ def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
     os.rename(tmp, path)
 
 
-def list_ids(root: str) -> list[str]:
-    return [entry.name for entry in container_dirs(root)]
-
-
 def container_dirs(root: str) -> list[os.DirEntry]:
     """The container directories under `root`, sorted by id (scandir: the
     type comes with the names, no stat per container)."""

@@ -176,12 +176,12 @@ def test_statedir_create_load_remove(tmp_path):
         loaded = st.StateDir(str(root), "c1").load()
         assert loaded.to_json() == state.to_json()
         assert loaded.config == {"a": 1}
-        assert st.list_ids(str(root)) == ["c1"]
+        assert _ids(str(root)) == ["c1"]
     finally:
         sd.unlock()
     sd.remove()
     assert not os.path.exists(sd.path)
-    assert st.list_ids(str(root)) == []
+    assert _ids(str(root)) == []
     sd.remove()  # idempotent
 
 
@@ -236,12 +236,13 @@ def test_corrupt_state(tmp_path):
     sd.remove()
 
 
-def test_list_ids(tmp_path):
-    assert st.list_ids(str(tmp_path / "missing")) == []
+def test_container_dirs(tmp_path):
+    assert _ids(str(tmp_path / "missing")) == []
     for name in ("b", "a", "c"):
         (tmp_path / name).mkdir()
     (tmp_path / "file").write_text("")
-    assert st.list_ids(str(tmp_path)) == ["a", "b", "c"]
+    (tmp_path / "link").symlink_to(tmp_path / "a")  # not a container directory
+    assert _ids(str(tmp_path)) == ["a", "b", "c"]
 
 
 def test_default_root(monkeypatch):
@@ -261,6 +262,10 @@ def test_default_root(monkeypatch):
     assert st.default_root() == "/run/pyrunc"
     monkeypatch.delenv("USER")
     assert st.default_root() == "/run/user/0/pyrunc"
+
+
+def _ids(root: str) -> list[str]:
+    return [e.name for e in st.container_dirs(root)]
 
 
 def _saved(tmp_path, **fields) -> st.StateDir:
