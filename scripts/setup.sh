@@ -6,12 +6,14 @@
 #      repo (a real install, rebuilt only when the sources changed)
 #   3. /usr/local/bin/pyrunc -> /opt/pyrunc/bin/pyrunc
 #   4. the example rootfs examples/bundles/busybox/rootfs (git-ignored)
-# Needs the network only for apt and PyPI. env: PYRUNC_VENV (default /opt/pyrunc).
+# Needs the network only for apt and PyPI. env: PYRUNC_VENV (default /opt/pyrunc),
+# PYRUNC_LINK (default /usr/local/bin/pyrunc; empty: no link, e.g. for a second
+# checkout with its own venv).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${PYRUNC_VENV:-/opt/pyrunc}
-LINK=/usr/local/bin/pyrunc
+LINK=${PYRUNC_LINK-/usr/local/bin/pyrunc}
 ROOTFS=$REPO/examples/bundles/busybox/rootfs
 export DEBIAN_FRONTEND=noninteractive
 
@@ -113,7 +115,7 @@ shebang=$(head -n1 "$VENV/bin/pyrunc")
 env -i "$VENV/bin/pyrunc" --version >/dev/null || die "$VENV/bin/pyrunc --version fails in an empty environment"
 
 # --- 3. /usr/local/bin/pyrunc ---------------------------------------------------------
-if [ "$(readlink "$LINK" 2>/dev/null)" != "$VENV/bin/pyrunc" ]; then
+if [ -n "$LINK" ] && [ "$(readlink "$LINK" 2>/dev/null)" != "$VENV/bin/pyrunc" ]; then
   ln -sfn "$VENV/bin/pyrunc" "$LINK"
   say "linked $LINK -> $VENV/bin/pyrunc"
 fi
@@ -125,4 +127,4 @@ else
   sh "$REPO/examples/bundles/make-rootfs.sh" "$ROOTFS"
   say "built example rootfs ${ROOTFS#"$REPO"/}"
 fi
-say "done: $(env -i "$LINK" --version | head -n1)"
+say "done: $(env -i "$VENV/bin/pyrunc" --version | head -n1)"

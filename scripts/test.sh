@@ -7,10 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-export PYRUNC=/opt/pyrunc/bin/pyrunc
+venv=${PYRUNC_VENV:-/opt/pyrunc}
+export PYRUNC=$venv/bin/pyrunc
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then host_layout=v2; else host_layout="v1 (hybrid)"; fi
 echo "== host suite, cgroup $host_layout"
-/opt/pyrunc/bin/pytest -rfEs -p no:cacheprovider --ignore=tests/cgroup2 tests
+$venv/bin/pytest -rfEs -p no:cacheprovider --ignore=tests/cgroup2 tests
 if [ "$host_layout" = v2 ]; then
   echo "== layouts tested: cgroup v2 (host)"
   exit 0
@@ -22,5 +23,5 @@ if [ ! -x "$vm" ]; then
   exit 0
 fi
 echo "== cgroup v2 suite, in a pure-v2 guest ($vm)"
-"$vm" env PYRUNC=$PYRUNC /opt/pyrunc/bin/pytest -rfEs -p no:cacheprovider tests/cgroup2
+"$vm" env PYRUNC=$PYRUNC $venv/bin/pytest -rfEs -p no:cacheprovider tests/cgroup2
 echo "== layouts tested: cgroup $host_layout (host) and cgroup v2 (guest)"

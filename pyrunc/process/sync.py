@@ -39,7 +39,13 @@ class SyncChannel:
         self.sock.send(fastjson.dumps({"type": kind, **fields}).encode())
 
     def recv(self) -> dict:
-        data = self.sock.recv(_MAX)
+        try:
+            data = self.sock.recv(_MAX)
+        except ConnectionResetError:
+            # The peer closed with a message of ours unread (init failed while
+            # we sent PLACED): the kernel reports that once, ahead of what the
+            # peer sent before closing (its ERROR), which the next recv returns.
+            data = self.sock.recv(_MAX)
         if not data:
             raise SyncClosed()
         return fastjson.loads(data.decode())
