@@ -9,11 +9,8 @@ def main() -> None:
     # but its imports allocate enough to set off full collections (several ms
     # of `create`). Long-running commands (events) turn it back on.
     gc.disable()
-    from pyrunc.fastcli import try_run
-    code = try_run(sys.argv[1:])
-    if code is None:
-        from pyrunc.cli import main as cli_main
-        code = cli_main(sys.argv[1:])
+    from pyrunc.cli import main as cli_main
+    code = cli_main(sys.argv[1:])
     # Nothing is left to clean up, and interpreter shutdown (module teardown,
     # a full GC) is a measurable part of a short command: flush and go.
     sys.stdout.flush()

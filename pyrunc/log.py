@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from pyrunc import fastjson
+from pyrunc.lean import fastjson
 
 _target = {"path": None, "format": "text", "debug": False}
 

@@ -7,7 +7,7 @@ import os
 import time
 
 from pyrunc.errors import PyruncError
-from pyrunc.fileio import read_small
+from pyrunc.lean.procfs import read_small
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 

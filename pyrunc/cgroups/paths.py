@@ -6,6 +6,8 @@ import os
 
 from pyrunc.errors import ConfigError, NotSupportedError
 
+from pyrunc.lean import mountinfo
+
 from .common import CGROUP_ROOT, CgroupError
 
 WHERE = "linux.cgroupsPath"
@@ -65,52 +67,18 @@ def resolve_path(cgroups_path: str | None, container_id: str) -> str:
 
 # --- /proc parsing (pure functions of the text, for tests) -----------------------
 
-_OCTAL = frozenset("01234567")
-
-
-def _unescape(field: str) -> str:
-    """Undo mountinfo's octal escapes ("\\040" is a space, "\\134" a backslash).
-    A backslash not followed by three octal digits is kept as is."""
-    if "\\" not in field:
-        return field
-    out = []
-    i = 0
-    while True:
-        j = field.find("\\", i)
-        if j < 0:
-            out.append(field[i:])
-            return "".join(out)
-        out.append(field[i:j])
-        digits = field[j + 1:j + 4]
-        if len(digits) == 3 and set(digits) <= _OCTAL:
-            out.append(chr(int(digits, 8)))
-            i = j + 4
-        else:
-            out.append("\\")
-            i = j + 1
-
-
 def parse_mountinfo(text: str) -> dict[str, tuple[str, str]]:
     """{subsystem: (mountpoint, mount root)} for cgroup v1 mounts (keys are
     controller names and "name=xxx") and "unified" for a cgroup2 mount.
     The first mount of each hierarchy wins."""
     found: dict[str, tuple[str, str]] = {}
-    for line in text.splitlines():
-        fields = line.split()
-        try:
-            sep = fields.index("-")
-        except ValueError:
-            continue
-        if len(fields) < sep + 4:
-            continue
-        fstype, superopts = fields[sep + 1], fields[sep + 3]
-        root, mountpoint = _unescape(fields[3]), _unescape(fields[4])
-        if fstype == "cgroup":
-            for opt in superopts.split(","):
+    for m in mountinfo.parse(text):
+        if m.fstype == "cgroup":
+            for opt in m.super_options.split(","):
                 if opt in V1_SUBSYSTEMS or opt.startswith("name="):
-                    found.setdefault(opt, (mountpoint, root))
-        elif fstype == "cgroup2":
-            found.setdefault("unified", (mountpoint, root))
+                    found.setdefault(opt, (m.mountpoint, m.root))
+        elif m.fstype == "cgroup2":
+            found.setdefault("unified", (m.mountpoint, m.root))
     return found
 
 

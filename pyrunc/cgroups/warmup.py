@@ -15,7 +15,7 @@ import _thread
 import os
 import time
 
-from pyrunc.fileio import read_small
+from pyrunc.lean.procfs import read_small
 
 from .common import CGROUP_ROOT
 from .paths import parse_mountinfo, parse_proc_cgroup

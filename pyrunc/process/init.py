@@ -12,9 +12,10 @@ import os
 import stat
 import struct
 
-from pyrunc import native, terminal
+from pyrunc import native
+from pyrunc.process import terminal
 from pyrunc.errors import ConfigError, ContainerStartError, PyruncError
-from pyrunc.hooks import run_hooks
+from pyrunc.process.hooks import run_hooks
 from pyrunc.process import sync
 from pyrunc.process.plan import InitPlan
 from pyrunc.rootfs import setup as rootfs

@@ -1,10 +1,11 @@
 """linux.namespaces: parse and check before fork, then join/unshare in the child."""
 import fcntl
 import os
-from pyrunc.record import field, record
+from pyrunc.lean.record import field, record
 
 from pyrunc import native
 from pyrunc.errors import ConfigError
+from pyrunc.rootfs.idmap import parse_mappings
 
 FLAGS = {
     "pid": native.CLONE_NEWPID,
@@ -69,22 +70,6 @@ def parse_namespaces(entries: list | None, linux: dict | None = None) -> Namespa
         raise ConfigError("uid/gid mappings need a new user namespace",
                           "linux.uidMappings" if uid_maps else "linux.gidMappings")
     return Namespaces(new, join, uid_maps, gid_maps)
-
-
-def parse_mappings(entries: list | None, where: str) -> list[tuple[int, int, int]]:
-    """[(containerID, hostID, size)], checked for overlaps on either side."""
-    maps = []
-    for i, m in enumerate(entries or []):
-        c, h, n = m.get("containerID"), m.get("hostID"), m.get("size")
-        if not all(isinstance(v, int) and v >= 0 for v in (c, h, n)) or n == 0:
-            raise ConfigError("a mapping needs containerID, hostID and a size > 0", f"{where}[{i}]")
-        if c + n > 1 << 32 or h + n > 1 << 32:
-            raise ConfigError("mapping is out of the 32-bit id range", f"{where}[{i}]")
-        for j, (c2, h2, n2) in enumerate(maps):
-            if c < c2 + n2 and c2 < c + n or h < h2 + n2 and h2 < h + n:
-                raise ConfigError(f"mapping overlaps {where}[{j}]", f"{where}[{i}]")
-        maps.append((c, h, n))
-    return maps
 
 
 def write_id_maps(pid: int, namespaces: Namespaces) -> None:

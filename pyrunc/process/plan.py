@@ -2,14 +2,14 @@
 parsed and checked in the host *before* anything is forked, so bad input
 fails with the config field named and nothing to clean up."""
 import os
-from pyrunc.record import field, record
+from pyrunc.lean.record import field, record
 
 from pyrunc.errors import ConfigError, NotSupportedError
 from pyrunc.process.namespaces import Namespaces, parse_namespaces
 from pyrunc.rootfs.devices import parse_devices
 from pyrunc.rootfs.mounts import parse_mount
 from pyrunc.rootfs.setup import RootfsPlan, parse_propagation
-from pyrunc.rootless import in_user_namespace
+from pyrunc.lean.procfs import in_user_namespace
 from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
 
 # config fields pyrunc does not implement yet: refused, never silently ignored

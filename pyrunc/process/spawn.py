@@ -18,8 +18,8 @@ import os
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
 from pyrunc import native
-from pyrunc import state as st
 from pyrunc.errors import ContainerStartError
+from pyrunc.lean.procfs import wait_gone
 # imported here, not in the child: once it joined a container's mount
 # namespace the host's files (our own modules included) are out of reach
 from pyrunc.process import init, namespaces, sync
@@ -112,7 +112,7 @@ class InitProcess:
             os.kill(self.pid, _signal.SIGKILL)
         except ProcessLookupError:
             return
-        st.wait_gone(self.pid)
+        wait_gone(self.pid)
 
 
 def _reap(pid: int) -> None:

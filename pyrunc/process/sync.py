@@ -3,7 +3,7 @@
 A SOCK_SEQPACKET socketpair keeps message boundaries, so each message is one
 JSON object in one datagram and no framing is needed.
 """
-from pyrunc import fastjson, unixsock
+from pyrunc.lean import fastjson, unixsock
 
 # message types
 GO = "go"                 # host -> middle: carry on (for exec: cgroups are in place)

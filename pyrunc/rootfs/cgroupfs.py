@@ -8,7 +8,7 @@ v2: a cgroup2 mount (with a cgroup namespace) or a bind of its directory.
 import os
 
 from pyrunc import native as n
-from pyrunc.mountinfo import read_mountinfo
+from pyrunc.lean.mountinfo import read_mountinfo
 from pyrunc.rootfs import inroot
 from pyrunc.rootfs.mounts import Mount, bind_in_root
 

@@ -1,7 +1,7 @@
 """Device nodes and the /dev symlinks every container gets."""
 import os
 import stat
-from pyrunc.record import record
+from pyrunc.lean.record import record
 
 from pyrunc.errors import ConfigError
 from pyrunc.rootfs import inroot

@@ -2,7 +2,7 @@
 (runc does the same). Those mounts are found again by difference with the
 mount table taken before create, and removed when the container goes."""
 from pyrunc import native
-from pyrunc.mountinfo import read_mountinfo
+from pyrunc.lean.mountinfo import read_mountinfo
 
 UMOUNT_NOFOLLOW = 8
 

@@ -52,9 +52,25 @@ class IdMapping:
                 f"recursive={self.recursive})")
 
 
+def parse_mappings(entries: list | None, where: str) -> list[tuple[int, int, int]]:
+    """[(containerID, hostID, size)] of a user namespace or an id-mapped mount,
+    checked for overlaps on either side."""
+    maps = []
+    for i, m in enumerate(entries or []):
+        c, h, size = m.get("containerID"), m.get("hostID"), m.get("size")
+        if not all(isinstance(v, int) and v >= 0 for v in (c, h, size)) or size == 0:
+            raise ConfigError("a mapping needs containerID, hostID and a size > 0", f"{where}[{i}]")
+        if c + size > 1 << 32 or h + size > 1 << 32:
+            raise ConfigError("mapping is out of the 32-bit id range", f"{where}[{i}]")
+        for j, (c2, h2, size2) in enumerate(maps):
+            if c < c2 + size2 and c2 < c + size or h < h2 + size2 and h2 < h + size:
+                raise ConfigError(f"mapping overlaps {where}[{j}]", f"{where}[{i}]")
+        maps.append((c, h, size))
+    return maps
+
+
 def parse(where: str, m: dict, option: str | None, option_index: int | None) -> IdMapping:
     """From a config mount with mappings and/or an idmap/ridmap option."""
-    from pyrunc.process.namespaces import parse_mappings
     uid_maps = parse_mappings(m.get("uidMappings"), f"{where}.uidMappings")
     gid_maps = parse_mappings(m.get("gidMappings"), f"{where}.gidMappings")
     if bool(uid_maps) != bool(gid_maps):

@@ -1,6 +1,6 @@
 """The config's `mounts`: option parsing (before fork) and mounting (in init)."""
 import os
-from pyrunc.record import field, record
+from pyrunc.lean.record import field, record
 
 from pyrunc import native as n
 from pyrunc.errors import ConfigError

@@ -6,10 +6,10 @@ finalize(): read-only root, masked and read-only paths (after pivot, so the
             paths are the container's own).
 """
 import os
-from pyrunc.record import field, record
+from pyrunc.lean.record import field, record
 
 from pyrunc import native as n
-from pyrunc.mountinfo import read_mountinfo
+from pyrunc.lean.mountinfo import read_mountinfo
 from pyrunc.rootfs import inroot
 from pyrunc.rootfs.devices import Device, create_device, setup_dev_symlinks
 from pyrunc.rootfs.mounts import PROPAGATION, Mount, mount_into_root, remount

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
-from pyrunc.record import record
+from pyrunc.lean.record import record
 
 from pyrunc import log, native
 from pyrunc.errors import ConfigError, ContainerStartError

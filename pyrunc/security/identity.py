@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
-from pyrunc.record import field, record
+from pyrunc.lean.record import field, record
 
 from pyrunc.errors import ConfigError, ContainerStartError
 

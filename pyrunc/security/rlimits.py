@@ -10,7 +10,7 @@ import os
 import resource
 
 from pyrunc.errors import ConfigError, ContainerStartError
-from pyrunc.record import record
+from pyrunc.lean.record import record
 
 # linux/include/uapi/asm-generic/resource.h
 RLIMITS: dict[str, int] = {

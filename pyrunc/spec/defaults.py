@@ -4,7 +4,7 @@ Mirrors runc's libcontainer/specconv/example.go (`Example()` and
 `ToRootless()`), field for field and in the same key order (Go marshals
 struct fields in declaration order and drops empty `omitempty` fields), with
 two deliberate differences: ociVersion is the runtime-spec version we
-implement ("1.3.0"; runc writes its vendored specs.Version) and the hostname
+implement (pyrunc.SPEC_VERSION; runc writes its vendored specs.Version) and the hostname
 is "pyrunc" instead of "runc".
 
 Like runc >= 1.1.2 (CVE-2022-29162) no inheritable or ambient capabilities are
@@ -18,9 +18,11 @@ import json
 import os
 import posixpath
 
+from pyrunc import SPEC_VERSION
+
 __all__ = ["OCI_VERSION", "DEFAULT_CAPABILITIES", "default_spec", "to_rootless", "spec_json", "cgroup2_unified"]
 
-OCI_VERSION = "1.3.0"
+OCI_VERSION = SPEC_VERSION
 
 DEFAULT_CAPABILITIES = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

@@ -422,7 +422,7 @@ def fork():
     return pid
 os.fork = fork
 from pyrunc.container import Container
-from pyrunc.exec import exec_process
+from pyrunc.container.exec import exec_process
 c = Container.load(sys.argv[1], sys.argv[2])
 process = dict(c.state.config["process"], args=["sh", "-c", "echo hi; exit 6"], terminal=False)
 sys.exit(exec_process(c, process))

@@ -13,7 +13,8 @@ import pytest
 from pyrunc.cgroups import resolve_path
 from pyrunc.cgroups import resources as res
 from pyrunc.cgroups.devices import WILDCARD, Rule, parse_rules
-from pyrunc.cgroups.paths import _is_systemd_form, _unescape, parse_mountinfo
+from pyrunc.cgroups.paths import _is_systemd_form, parse_mountinfo
+from pyrunc.lean.mountinfo import unescape as _unescape
 from pyrunc.errors import ConfigError, NotSupportedError
 
 W = "linux.resources"

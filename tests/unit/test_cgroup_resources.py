@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pyrunc import cgroup_ops
+from pyrunc.container import cgroup_ops
 from pyrunc.cgroups import CgroupManager
 from pyrunc.cgroups import resources as res
 from pyrunc.cgroups import stats as stats_mod

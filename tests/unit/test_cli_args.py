@@ -3,9 +3,9 @@ import signal
 
 import pytest
 
-from pyrunc.cli import normalise_argv
+from pyrunc.cli.app import normalise_argv
 from pyrunc.errors import PyruncError
-from pyrunc.signals import parse_signal
+from pyrunc.lean.signals import parse_signal
 
 
 @pytest.mark.parametrize("argv,expected", [

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pyrunc import state as st
+from pyrunc.container import state as st
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError
 
 

@@ -10,8 +10,8 @@ import fcntl
 import os
 import time
 
-from pyrunc import fastjson
-from pyrunc.fileio import read_small
+from pyrunc.lean import fastjson
+from pyrunc.lean.procfs import in_user_namespace, process_start_time, read_small
 
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError
 
@@ -31,14 +31,6 @@ def default_root() -> str:
     return "/run/pyrunc"
 
 
-def in_user_namespace() -> bool:
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
-
-
 def check_id(container_id: str) -> None:
     if not container_id or not _ID_CHARS.issuperset(container_id) or container_id in (".", ".."):
         raise InvalidContainerID(container_id)
@@ -50,40 +42,6 @@ def now_rfc3339() -> str:
     secs, frac = divmod(ns, 1_000_000_000)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
     return f"{stamp}.{frac:09d}".rstrip("0").rstrip(".") + "Z"
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks since boot), None if gone or a zombie."""
-    try:
-        data = read_small(f"/proc/{pid}/stat")
-    except OSError:
-        return None
-    # the command name may contain spaces and parentheses: split after the last ')'
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
-
-
-def wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    """Poll until `pid` has exited (or is a zombie someone else must reap)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
-            if data[data.rindex(b")") + 2:][:1] in (b"Z", b"X"):
-                try:  # our own child (run, or the API caller as subreaper): reap it
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-                return True
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return False
 
 
 class ContainerState:

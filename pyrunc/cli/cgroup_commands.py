@@ -1,16 +1,16 @@
 """The cgroup-backed commands: update, pause, resume, ps, events. Each parses
-its flags the way runc 1.1.5 does, calls one operation of pyrunc.cgroup_ops
+its flags the way runc 1.1.5 does, calls one operation of pyrunc.container.cgroup_ops
 and prints what runc prints."""
 import click
 
 
 def _root(ctx) -> str:
-    from pyrunc.state import default_root
+    from pyrunc.container.state import default_root
     return ctx.obj.root or default_root()
 
 
 def _load(ctx, container_id: str):
-    from pyrunc.container import Container
+    from pyrunc.container.lifecycle import Container
     return Container.load(container_id, _root(ctx))
 
 
@@ -49,7 +49,7 @@ def _load(ctx, container_id: str):
 @click.pass_context
 def update(ctx, resources, l3_cache_schema, mem_bw_schema, container_id, **flags):
     """Update container resource constraints."""
-    from pyrunc import cgroup_ops
+    from pyrunc.container import cgroup_ops
     from pyrunc.errors import PyruncError
     if l3_cache_schema:
         raise PyruncError("Intel RDT/CAT: l3 cache schema is not supported by pyrunc")
@@ -68,7 +68,7 @@ def update(ctx, resources, l3_cache_schema, mem_bw_schema, container_id, **flags
 @click.pass_context
 def pause(ctx, container_id):
     """Pause suspends all processes inside the container."""
-    from pyrunc import cgroup_ops
+    from pyrunc.container import cgroup_ops
     cgroup_ops.pause(_load(ctx, container_id))
 
 
@@ -77,7 +77,7 @@ def pause(ctx, container_id):
 @click.pass_context
 def resume(ctx, container_id):
     """Resume resumes all processes that have been previously paused."""
-    from pyrunc import cgroup_ops
+    from pyrunc.container import cgroup_ops
     cgroup_ops.resume(_load(ctx, container_id))
 
 
@@ -91,7 +91,7 @@ def ps(ctx, fmt, container_id, ps_args):
     """ps displays the processes running inside a container ([ps options] after the id)."""
     import json
 
-    from pyrunc import cgroup_ops
+    from pyrunc.container import cgroup_ops
     from pyrunc.errors import PyruncError
     pids = cgroup_ops.processes(_load(ctx, container_id))
     if fmt == "json":
@@ -109,7 +109,7 @@ def ps(ctx, fmt, container_id, ps_args):
 @click.pass_context
 def events(ctx, interval, stats_only, container_id):
     """Display container events such as OOM notifications, cpu, memory, and IO usage statistics."""
-    from pyrunc import cgroup_ops
+    from pyrunc.container import cgroup_ops
     from pyrunc.errors import UsageError
     try:
         seconds = cgroup_ops.parse_duration(interval)

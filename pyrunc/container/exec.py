@@ -8,9 +8,11 @@ is reparented to the caller's subreaper, like the init.
 """
 import os
 
-from pyrunc import native, terminal, unixsock
-from pyrunc import state as st
-from pyrunc.container import Container
+from pyrunc import native
+from pyrunc.process import terminal
+from pyrunc.lean import unixsock
+from pyrunc.container import state as st
+from pyrunc.container.lifecycle import Container
 from pyrunc.errors import PyruncError
 
 # config namespace type -> /proc/<pid>/ns entry
@@ -76,7 +78,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         return 0
     if master >= 0:
         return terminal.proxy(master, pid)
-    from pyrunc.run import wait_forwarding_signals
+    from pyrunc.container.run import wait_forwarding_signals
     return wait_forwarding_signals(pid)
 
 

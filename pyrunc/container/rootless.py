@@ -13,7 +13,7 @@ root, the dumpable toggle) keeps looking at the effective uid.
 import os
 
 from pyrunc.errors import ConfigError, UsageError
-from pyrunc.state import in_user_namespace
+from pyrunc.lean.procfs import in_user_namespace
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}     # Go's strconv.ParseBool
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}

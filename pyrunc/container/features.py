@@ -1,15 +1,15 @@
 """`features`: what this pyrunc implements, as the runtime-spec features
 document (features.md). Callers generate configs from it, so it advertises
 only what works."""
-from pyrunc import __version__
-from pyrunc.hooks import KINDS
+from pyrunc import SPEC_VERSION, __version__
+from pyrunc.process.hooks import KINDS
 from pyrunc.process.namespaces import FLAGS
 from pyrunc.rootfs import mounts
 from pyrunc.rootfs.idmap import supported as idmap_supported
 from pyrunc.security import capabilities, lsm, seccomp
 
 OCI_VERSION_MIN = "1.0.0"
-OCI_VERSION_MAX = "1.3.0"
+OCI_VERSION_MAX = SPEC_VERSION
 
 
 def features() -> dict:

@@ -1,34 +1,35 @@
 """The hot commands' bodies (state, start, kill, delete), shared by the click
-CLI and the fast path in pyrunc/fastcli.py, plus the one mapping from
+CLI and the fast path in pyrunc/cli/__init__.py, plus the one mapping from
 exceptions to a printed line and an exit code."""
 import sys
 
-from pyrunc import fastjson, log
+from pyrunc import log
+from pyrunc.lean import fastjson
 from pyrunc.errors import ContainerNotFound, PyruncError
 
 
 def state(root: str, container_id: str) -> None:
-    from pyrunc.container import Container
+    from pyrunc.container.lifecycle import Container
     # like runc: indented, and no newline at the end
     sys.stdout.write(fastjson.dumps(Container.load(container_id, root).oci_state(), indent=2))
 
 
 def start(root: str, container_id: str) -> None:
-    from pyrunc.container import Container
+    from pyrunc.container.lifecycle import Container
     Container.load(container_id, root).start()
 
 
 def kill(root: str, container_id: str, signal_name: str = "SIGTERM",
          all_processes: bool = False) -> None:
-    from pyrunc.container import Container
-    from pyrunc.signals import parse_signal
+    from pyrunc.container.lifecycle import Container
+    from pyrunc.lean.signals import parse_signal
     sig = parse_signal(signal_name)
     Container.load(container_id, root).kill(sig, all_processes=all_processes)
 
 
 def delete(root: str, container_id: str, force: bool = False) -> None:
-    from pyrunc.container import Container
-    from pyrunc.state import StateDir
+    from pyrunc.container.lifecycle import Container
+    from pyrunc.container.state import StateDir
     try:
         container = Container.load(container_id, root)
     except ContainerNotFound:
@@ -41,7 +42,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
 
 def create(root: str, container_id: str, bundle: str = ".", pid_file=None,
            console_socket=None, no_pivot=False, no_new_keyring=False, preserve_fds=0) -> None:
-    from pyrunc.container import Container
+    from pyrunc.container.lifecycle import Container
     with failure_prefix("pyrunc create failed: "):
         Container.create(container_id, bundle, root=root, pid_file=pid_file,
                          console_socket=console_socket, no_pivot=no_pivot,
@@ -50,7 +51,7 @@ def create(root: str, container_id: str, bundle: str = ".", pid_file=None,
 
 def run(root: str, container_id: str, bundle: str = ".", detach=False, keep=False,
         no_subreaper=False, **create_options) -> int:
-    from pyrunc.run import run_container
+    from pyrunc.container.run import run_container
     with failure_prefix("pyrunc run failed: "):
         return run_container(container_id, bundle, root, detach=detach, keep=keep,
                              subreaper=not no_subreaper, **create_options)
@@ -60,8 +61,8 @@ def exec_process_file(root: str, container_id: str, process_file: str, detach=Fa
                       pid_file=None, console_socket=None, preserve_fds=0,
                       ignore_paused=False) -> int:
     """`exec --process FILE` (how containerd and conmon call exec)."""
-    from pyrunc.exec import ExecError, exec_process, load_process_file
-    from pyrunc.container import Container
+    from pyrunc.container.exec import ExecError, exec_process, load_process_file
+    from pyrunc.container.lifecycle import Container
     try:
         return exec_process(Container.load(container_id, root), load_process_file(process_file),
                             detach=detach, pid_file=pid_file, preserve_fds=preserve_fds,

@@ -6,10 +6,9 @@ import sys
 
 import click
 
-from pyrunc import __version__, commands, log
+from pyrunc import SPEC_VERSION, __version__, log
+from pyrunc.cli import commands
 from pyrunc.errors import PyruncError
-
-SPEC_VERSION = "1.3.0"
 
 # runc's parser accepts one or two dashes on long flags (go-runc sends
 # `-no-subreaper`): these are normalised to two before click parses.
@@ -94,18 +93,18 @@ def cli(ctx, root, log_path, log_format, debug, systemd_cgroup, rootless, criu):
     log.configure(log_path, log_format, debug)
     if systemd_cgroup:
         raise PyruncError("--systemd-cgroup is not supported by pyrunc yet")
-    from pyrunc import rootless as rootless_mode
+    from pyrunc.container import rootless as rootless_mode
     rootless_mode.set_mode(rootless)
     ctx.obj = Ctx(root)
 
 
 def _root(ctx) -> str:
-    from pyrunc.state import default_root
+    from pyrunc.container.state import default_root
     return ctx.obj.root or default_root()
 
 
 def _load(ctx, container_id: str):
-    from pyrunc.container import Container
+    from pyrunc.container.lifecycle import Container
     return Container.load(container_id, _root(ctx))
 
 
@@ -188,7 +187,7 @@ def delete(ctx, force, container_id):
 @click.pass_context
 def list_(ctx, fmt, quiet):
     """List the containers under --root."""
-    from pyrunc.listing import list_containers, format_table
+    from pyrunc.container.listing import list_containers, format_table
     items = list_containers(_root(ctx))
     if quiet:
         for item in items:
@@ -222,7 +221,7 @@ def exec_(ctx, process_file, detach, pid_file, console_socket, tty, cwd, env, us
           additional_gids, caps, no_new_privs, apparmor, process_label, preserve_fds,
           ignore_paused, container_id, args):
     """Run a process inside a running container."""
-    from pyrunc.exec import ExecError, exec_process, process_from_flags
+    from pyrunc.container.exec import ExecError, exec_process, process_from_flags
     if process_file:
         code = commands.exec_process_file(_root(ctx), container_id, process_file, detach,
                                           pid_file, console_socket, preserve_fds, ignore_paused)
@@ -246,7 +245,7 @@ def exec_(ctx, process_file, detach, pid_file, console_socket, tty, cwd, env, us
 @cli.command()
 def features():
     """Print the runtime-spec features this pyrunc implements (JSON)."""
-    from pyrunc.features import features as features_doc
+    from pyrunc.container.features import features as features_doc
     click.echo(json.dumps(features_doc(), indent=4))
 
 
@@ -265,8 +264,8 @@ def spec(bundle, rootless):
 
 def _register_more_commands() -> None:
     """Commands kept in their own modules (cgroup-backed ones, exec…)."""
-    from pyrunc import cli_cgroups
-    cli_cgroups.register(cli)
+    from pyrunc.cli import cgroup_commands
+    cgroup_commands.register(cli)
 
 
 _register_more_commands()

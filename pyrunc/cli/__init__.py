@@ -1,10 +1,12 @@
-"""A click-free path for the commands container engines call most (state,
-start, kill, delete): every runtime command is a fresh process, and importing
-click costs more than the command itself. Only plain, well-formed
-invocations are taken here; anything else (help, unknown or odd flags,
-usage errors) returns None and goes to the click CLI, which stays the one
-definition of the interface."""
-from pyrunc import commands, log
+"""The command line. `main` first tries a click-free path for the commands
+container engines call most (state, start, kill, delete, and the usual forms
+of create, run and exec --process): every runtime command is a fresh process,
+and importing click costs more than the command itself. Only plain,
+well-formed invocations are taken here; anything else (help, unknown or odd
+flags, usage errors) goes to the click CLI (pyrunc/cli/app.py), which stays
+the one definition of the interface."""
+from pyrunc import log
+from pyrunc.cli import commands
 
 _GLOBAL_VALUE = {"root", "log", "log-format", "rootless", "criu"}
 _GLOBAL_FLAG = {"debug"}
@@ -105,11 +107,11 @@ def try_run(argv: list[str]) -> int | None:
     glob, command, flags, args = parsed
     log.configure(glob.get("log"), glob.get("log-format", "text"), bool(glob.get("debug")))
     if "rootless" in glob:
-        from pyrunc import rootless
+        from pyrunc.container import rootless
         rootless.set_mode(glob["rootless"])
     root = glob.get("root")
     if root is None:
-        from pyrunc.state import default_root
+        from pyrunc.container.state import default_root
         root = default_root()
     try:
         if command == "state":
@@ -130,3 +132,12 @@ def try_run(argv: list[str]) -> int | None:
     except Exception as e:  # noqa: BLE001 - mapped to runc-style output below
         return commands.report(e)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run one command; returns its exit code."""
+    code = try_run(argv)
+    if code is None:
+        from pyrunc.cli.app import main as click_main
+        code = click_main(argv)
+    return code

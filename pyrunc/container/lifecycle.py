@@ -14,11 +14,10 @@ import os
 # would cost `state`/`kill` a third of their run time
 from _signal import SIGKILL, SIGTERM, pidfd_send_signal
 
-from pyrunc import fastjson
-from pyrunc import state as st
-from pyrunc.errors import ConfigError, ContainerNotRunning, InvalidState, PyruncError
-
-OCI_VERSION = "1.3.0"
+from pyrunc import SPEC_VERSION
+from pyrunc.container import state as st
+from pyrunc.lean.procfs import wait_gone
+from pyrunc.errors import ContainerNotRunning, InvalidState, PyruncError
 
 
 class Container:
@@ -56,7 +55,7 @@ class Container:
         """The runtime-spec state object (what `pyrunc state` prints)."""
         status = self.status()
         doc = {
-            "ociVersion": self.state.oci_version or OCI_VERSION,
+            "ociVersion": self.state.oci_version or SPEC_VERSION,
             "id": self.id,
             "pid": self.pid if status != st.STOPPED else 0,
             "status": status,
@@ -85,7 +84,7 @@ class Container:
         from pyrunc.cgroups import warmup
         warmup.start()  # overlaps create's imports and checks (see warmup.py)
         try:
-            from pyrunc.create import create_container
+            from pyrunc.container.create import create_container
             state_dir, state = create_container(
                 container_id, os.path.abspath(bundle), root or st.default_root(),
                 pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot,
@@ -118,7 +117,7 @@ class Container:
         hooks = self.state.config.get("hooks") or {}
         if not hooks.get("prestart"):
             return
-        from pyrunc.hooks import run_hooks
+        from pyrunc.process.hooks import run_hooks
         try:
             run_hooks(hooks, "prestart", st.hook_state(self.state, st.CREATED))
         except PyruncError:
@@ -161,19 +160,19 @@ class Container:
             if cgroup is not None:
                 cgroup.thaw()
 
-    # --- cgroup-backed operations (pyrunc.cgroup_ops) -------------------------------
+    # --- cgroup-backed operations (pyrunc.container.cgroup_ops) -------------------------------
 
     def pause(self) -> None:
-        from pyrunc import cgroup_ops
+        from pyrunc.container import cgroup_ops
         cgroup_ops.pause(self)
 
     def resume(self) -> None:
-        from pyrunc import cgroup_ops
+        from pyrunc.container import cgroup_ops
         cgroup_ops.resume(self)
 
     def update(self, resources: dict) -> None:
         """Change linux.resources of a live container (LinuxResources dict)."""
-        from pyrunc import cgroup_ops
+        from pyrunc.container import cgroup_ops
         cgroup_ops.update(self, resources)
 
     # --- delete -----------------------------------------------------------------
@@ -194,7 +193,7 @@ class Container:
             pass
         if cgroup is not None:
             cgroup.thaw()
-        if not st.wait_gone(self.state.pid):
+        if not wait_gone(self.state.pid):
             raise PyruncError(f"container {self.id} init {self.state.pid} did not exit after SIGKILL")
 
     def destroy(self) -> None:
@@ -214,7 +213,7 @@ class Container:
         hooks = self.state.config.get("hooks")
         if not hooks or not hooks.get(kind):
             return
-        from pyrunc.hooks import run_hook
+        from pyrunc.process.hooks import run_hook
         from pyrunc import log
         state = st.hook_state(self.state, status)
         for i, hook in enumerate(hooks[kind]):
@@ -237,22 +236,3 @@ def _signal_init(state: st.ContainerState, sig: int) -> None:
         pidfd_send_signal(pidfd, sig)
     finally:
         os.close(pidfd)
-
-
-def load_config(bundle: str) -> dict:
-    path = os.path.join(bundle, "config.json")
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"config.json not found in bundle {bundle}") from None
-    try:
-        return fastjson.loads(text)
-    except ValueError:
-        pass  # NaN and friends, or broken JSON: the json package decides and words the error
-    import json
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"config.json is not valid JSON: {e}") from None
-

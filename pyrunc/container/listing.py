@@ -2,9 +2,9 @@
 import functools
 import os
 
-from pyrunc.container import Container
+from pyrunc.container.lifecycle import Container
 from pyrunc.errors import PyruncError
-from pyrunc.state import container_dirs
+from pyrunc.container.state import container_dirs
 
 
 def list_containers(root: str) -> list[dict]:

@@ -3,8 +3,10 @@ forwarding signals to the container's init, and exit with its status."""
 import os
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
-from pyrunc import native, terminal, unixsock
-from pyrunc.container import Container
+from pyrunc import native
+from pyrunc.process import terminal
+from pyrunc.lean import unixsock
+from pyrunc.container.lifecycle import Container
 
 _NOT_FORWARDED = {_signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG, _signal.SIGKILL, _signal.SIGSTOP}
 
@@ -46,7 +48,7 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
 
 
 def _wants_terminal(bundle: str) -> bool:
-    from pyrunc.container import load_config
+    from pyrunc.spec.load import load_config
     return bool((load_config(bundle).get("process") or {}).get("terminal"))
 
 
@@ -76,7 +78,7 @@ def wait_forwarding_signals(pid: int) -> int:
 
 def _wait_not_our_child(pid: int) -> int:
     """Without a subreaper the init is someone else's child: we can only watch it go."""
-    from pyrunc.state import wait_gone
+    from pyrunc.lean.procfs import wait_gone
     while not wait_gone(pid, timeout=3600):
         pass
     return 0

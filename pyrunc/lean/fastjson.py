@@ -3,7 +3,8 @@ in `re` (about 9 ms, most of what `pyrunc state` would spend). Decoding uses
 the same C scanner the json package uses; encoding handles the plain types
 state and log records hold."""
 import _json
-import math
+
+_INF = float("inf")
 
 
 class _DecodeContext:
@@ -57,7 +58,7 @@ def _encode(v, indent, level) -> str:
     if isinstance(v, int):
         return int.__repr__(v)
     if isinstance(v, float):
-        if not math.isfinite(v):
+        if v != v or v in (_INF, -_INF):  # NaN, ±inf (math costs an import)
             raise ValueError(f"cannot encode {v!r} as JSON")
         return float.__repr__(v)
     if isinstance(v, dict):

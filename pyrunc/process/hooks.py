@@ -4,7 +4,7 @@ import select
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 import time
 
-from pyrunc import fastjson
+from pyrunc.lean import fastjson
 from pyrunc.errors import ContainerStartError
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")

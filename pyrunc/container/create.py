@@ -5,18 +5,20 @@ a failed create leaves no state dir, cgroup, mount or process behind.
 """
 import os
 
-from pyrunc import state as st
-from pyrunc import rootless, terminal
+from pyrunc import SPEC_VERSION
+from pyrunc.container import rootless, state as st
+from pyrunc.lean.procfs import process_start_time
+from pyrunc.process import terminal
 from pyrunc.cgroups import CgroupManager, resolve_path, warmup
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.cgroups.none import NoCgroup
-from pyrunc.container import OCI_VERSION, load_config
-from pyrunc.hooks import run_hooks
+from pyrunc.process.hooks import run_hooks
 from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
 from pyrunc.rootfs import hostmounts
 from pyrunc.rootfs.cgroupfs import CgroupMounter
 from pyrunc.rootfs.mounts import close_idmapped_mounts, open_idmapped_mounts
+from pyrunc.spec.load import load_config
 from pyrunc.spec.validate import validate_config
 
 
@@ -51,7 +53,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     fifo_fd = -1
     state = st.ContainerState(
         id=container_id, bundle=bundle, rootfs=plan.rootfs.rootfs, created=st.now_rfc3339(),
-        oci_version=config.get("ociVersion", OCI_VERSION),
+        oci_version=config.get("ociVersion", SPEC_VERSION),
         annotations=dict(config.get("annotations") or {}), config=config,
         owner="" if os.geteuid() == 0 else str(os.geteuid()))
     if not plan.rootfs.private_mount_ns:
@@ -79,7 +81,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         cgroup.apply_resources(resources, creating=True)
         state.pid = init.spawn(cgroup.add_process)
         cgroup.apply_pending()      # pids limits below middle+init, now init is alone
-        state.init_start_time = st.process_start_time(state.pid) or 0
+        state.init_start_time = process_start_time(state.pid) or 0
 
         def host_hooks() -> dict:
             # the spec runs createRuntime while the container is "creating";

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from pyrunc.fileio import read_small
+from pyrunc.lean.procfs import read_small
 
 
 def test_reads_whole_files_of_any_size(tmp_path):

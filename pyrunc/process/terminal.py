@@ -11,7 +11,7 @@ import os
 import struct
 import termios
 
-from pyrunc import unixsock
+from pyrunc.lean import unixsock
 
 MASTER_NAME = b"/dev/ptmx"   # what runc sends as the message data
 

@@ -1,9 +1,9 @@
 """The cgroup-backed operations on an existing container: pause, resume,
 update, ps, events (runc 1.1.5's pause.go, update.go, ps.go, events.go).
-cli_cgroups.py is the thin CLI over these; the Python API is the same:
+pyrunc/cli/cgroup_commands.py is the thin CLI over these; the Python API is the same:
 
     from pyrunc.container import Container
-    from pyrunc import cgroup_ops
+    from pyrunc.container import cgroup_ops
     c = Container.load("demo")
     cgroup_ops.update(c, {"memory": {"limit": 100 << 20}, "pids": {"limit": 50}})
     cgroup_ops.pause(c); cgroup_ops.resume(c)
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from pyrunc import state as st
+from pyrunc.container import state as st
 from pyrunc.errors import ConfigError, ContainerNotRunning, InvalidState, PyruncError
 
 WHERE = "linux.resources"
