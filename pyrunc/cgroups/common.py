@@ -81,3 +81,76 @@ def read_all_pids(directory: str) -> list[int]:
     for current, _dirs, _files in os.walk(directory):
         pids.extend(read_pids(current))
     return pids
+
+
+class Target:
+    """Where a backend's writes go: {controller: directory} on v1, {"": the
+    cgroup} on v2 (whose writers name controller ""). Every write error names
+    the OCI field and the file. `journal` (a list) records the previous
+    content of single-value files for rollback()."""
+
+    def __init__(self, paths: dict[str, str], journal: list | None = None):
+        self.paths = paths
+        self.journal = journal
+
+    def dir(self, ctrl: str, field: str) -> str:
+        path = self.paths.get(ctrl)
+        if not path:
+            raise CgroupError(f"cannot set it: the {ctrl} cgroup hierarchy is not mounted "
+                              "(or the container has no cgroup in it)", field)
+        return path
+
+    def has(self, ctrl: str, file: str) -> bool:
+        d = self.paths.get(ctrl)
+        return bool(d) and os.path.exists(os.path.join(d, file))
+
+    def read(self, ctrl: str, file: str, field: str = "") -> str:
+        path = os.path.join(self.dir(ctrl, field), file)
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError as e:
+            raise CgroupError(f"cannot read {path}: {e.strerror}", field or None) from e
+
+    def write(self, field: str, ctrl: str, file: str, value: str) -> None:
+        path = os.path.join(self.dir(ctrl, field), file)
+        if self.journal is not None:
+            try:
+                with open(path) as f:
+                    old = f.read()
+                if old.strip() and "\n" not in old.strip() and ":" not in old:
+                    self.journal.append((path, old.strip()))
+            except OSError:
+                pass
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise CgroupError(f"cannot set it: {path} does not exist (the kernel lacks "
+                                  "this control file)", field) from e
+            raise CgroupError(f"cannot open {path}: {e.strerror}", field) from e
+        try:
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}", field) from e
+        finally:
+            os.close(fd)
+
+    def rollback(self) -> None:
+        """Best effort: put back the single-value files written so far."""
+        for path, old in reversed(self.journal or []):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, old.encode())
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+        if self.journal is not None:
+            self.journal.clear()
+
+
+def errno_of(e: CgroupError) -> int | None:
+    """The errno behind a CgroupError, if an OSError caused it."""
+    return getattr(e.__cause__, "errno", None)

@@ -18,7 +18,7 @@ class NoCgroup:
     def apply_devices(self, rules) -> None:
         pass
 
-    def apply_resources(self, resources, **_options) -> None:
+    def apply_resources(self, spec=None, **_options) -> None:
         pass
 
     def apply_pending(self) -> None:

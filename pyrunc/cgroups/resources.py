@@ -1,5 +1,5 @@
-"""linux.resources other than `devices`, on cgroup v1 and v2 (runc's fs/fs2
-drivers, opencontainers/cgroups), in three steps:
+"""linux.resources other than `devices`: parsed and checked once, before
+anything is forked, for every cgroup backend (fs, fs2, systemd):
 
     parse(resources, where, version)   pure: types, ranges, unknown keys, what the
                                        cgroup version cannot express -> a "spec"
@@ -7,7 +7,10 @@ drivers, opencontainers/cgroups), in three steps:
                                        values (memory vs swap, kernel memory, burst)
     check_host(spec, where, version, available, hugepage_sizes)
                                        the controllers and page sizes this host has
-    apply(spec, target, context)       the writes, in runc's order
+    merge(old, spec)                   what `update` persists
+
+The writers live with their backends: fs.py (v1 files), fs2.py (v2 files),
+systemd/ (unit properties, then the files).
 
 A spec has the OCI shape (same keys) but keeps only what asks for something.
 Like runc, 0 means "not set / leave as is" for memory.{limit,reservation,swap,
@@ -18,20 +21,16 @@ blockIO.{weight,leafWeight} and network.classID: update tools send 0 for
 wherever a limit is a number. Anything else out of the kernel's range is a
 ConfigError naming the field, e.g. linux.resources.memory.swappiness.
 
-v1 -> v2 conversions (runc's, see apply_v2): cpu.shares -> cpu.weight =
-1 + (shares-2)*9999/262142; blockIO.weight -> io.bfq.weight as is, else
-io.weight = 1 + (weight-10)*9999/990; memory.swap is memory+swap, so
-memory.swap.max = swap - limit (swap == limit: 0, no swap; -1: max);
-memory.reservation -> memory.low; cpu quota/period -> cpu.max "QUOTA PERIOD".
+v1 -> v2 conversions (runc's, shared by fs2 and systemd): cpu.shares ->
+cpu.weight = 1 + (shares-2)*9999/262142; blockIO.weight -> io.bfq.weight as
+is, else io.weight = 1 + (weight-10)*9999/990; memory.swap is memory+swap, so
+memory.swap.max = swap - limit (swap == limit: 0, no swap; -1: max).
 """
 from __future__ import annotations
 
-import errno
 import os
 
 from pyrunc.errors import ConfigError
-
-from .common import CgroupError
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
@@ -52,13 +51,7 @@ CPU_KEYS = ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePe
 THROTTLE_KEYS = ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
                  "throttleWriteIOPSDevice")
 BLKIO_KEYS = ("weight", "leafWeight", "weightDevice") + THROTTLE_KEYS
-# v1 blkio.throttle.* file and v2 io.max key of each throttle list
-THROTTLE_V1 = {"throttleReadBpsDevice": "blkio.throttle.read_bps_device",
-               "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
-               "throttleReadIOPSDevice": "blkio.throttle.read_iops_device",
-               "throttleWriteIOPSDevice": "blkio.throttle.write_iops_device"}
-THROTTLE_V2 = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
-               "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
+
 
 
 # --- syntax checks -----------------------------------------------------------------------
@@ -529,34 +522,6 @@ def check_host(spec: dict, where: str, version: str, available, page_sizes=None)
                                   f"{where}.hugepageLimits[{i}].pageSize")
 
 
-def optional_files(spec: dict, version: str) -> list[tuple[str, str, str]]:
-    """[(controller, file, field)] of v1 control files that only some kernels
-    have and that the spec needs. They show in every cgroup of a hierarchy,
-    its root included, so they can be checked before the container's cgroup
-    exists."""
-    if version != "v1":
-        return []
-    out = []
-    m, c, b = spec.get("memory", {}), spec.get("cpu", {}), spec.get("blockIO", {})
-    if m.get("swap", 0) > 0:
-        out.append(("memory", "memory.memsw.limit_in_bytes", "memory.swap"))
-    if "kernelTCP" in m:
-        out.append(("memory", "memory.kmem.tcp.limit_in_bytes", "memory.kernelTCP"))
-    if "burst" in c:
-        out.append(("cpu", "cpu.cfs_burst_us", "cpu.burst"))
-    if "idle" in c:
-        out.append(("cpu", "cpu.idle", "cpu.idle"))
-    for k, file in (("realtimeRuntime", "cpu.rt_runtime_us"), ("realtimePeriod", "cpu.rt_period_us")):
-        if k in c:
-            out.append(("cpu", file, f"cpu.{k}"))
-    if "leafWeight" in b:
-        out.append(("blkio", "blkio.leaf_weight", "blockIO.leafWeight"))
-    for i, d in enumerate(b.get("weightDevice", [])):
-        if "leafWeight" in d:
-            out.append(("blkio", "blkio.leaf_weight_device", f"blockIO.weightDevice[{i}]"))
-    return out
-
-
 def block_devices(spec: dict) -> list[tuple[int, int, str]]:
     """[(major, minor, field)] of the block devices blockIO names."""
     b = spec.get("blockIO", {})
@@ -611,263 +576,20 @@ def merge(old: dict, new: dict) -> dict:
     return out
 
 
-# --- writing ---------------------------------------------------------------------------
-
-class Target:
-    """Where the writes go: one directory per v1 controller, or the v2 cgroup.
-    Every write error names the OCI field and the file. `journal` (a list)
-    records the previous content of single-value files for rollback()."""
-
-    def __init__(self, version: str, paths: dict[str, str], journal: list | None = None):
-        self.version = version
-        self.paths = paths
-        self.journal = journal
-
-    def dir(self, ctrl: str, field: str) -> str:
-        if self.version == "v2":
-            return self.paths[""]
-        path = self.paths.get(ctrl)
-        if not path:
-            raise CgroupError(f"cannot set it: the {ctrl} cgroup hierarchy is not mounted "
-                              "(or the container has no cgroup in it)", field)
-        return path
-
-    def has(self, ctrl: str, file: str) -> bool:
-        d = self.paths.get("" if self.version == "v2" else ctrl)
-        return bool(d) and os.path.exists(os.path.join(d, file))
-
-    def read(self, ctrl: str, file: str, field: str = "") -> str:
-        path = os.path.join(self.dir(ctrl, field), file)
-        try:
-            with open(path) as f:
-                return f.read().strip()
-        except OSError as e:
-            raise CgroupError(f"cannot read {path}: {e.strerror}", field or None) from e
-
-    def write(self, field: str, ctrl: str, file: str, value: str) -> None:
-        path = os.path.join(self.dir(ctrl, field), file)
-        if self.journal is not None:
-            try:
-                with open(path) as f:
-                    old = f.read()
-                if old.strip() and "\n" not in old.strip() and ":" not in old:
-                    self.journal.append((path, old.strip()))
-            except OSError:
-                pass
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                raise CgroupError(f"cannot set it: {path} does not exist (the kernel lacks "
-                                  "this control file)", field) from e
-            raise CgroupError(f"cannot open {path}: {e.strerror}", field) from e
-        try:
-            os.write(fd, value.encode())
-        except OSError as e:
-            raise CgroupError(f"cannot write {value!r} to {path}: {e.strerror}", field) from e
-        finally:
-            os.close(fd)
-
-    def rollback(self) -> None:
-        """Best effort: put back the single-value files written so far."""
-        for path, old in reversed(self.journal or []):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    os.write(fd, old.encode())
-                finally:
-                    os.close(fd)
-            except OSError:
-                pass
-        if self.journal is not None:
-            self.journal.clear()
-
-
-def _errno(e: CgroupError) -> int | None:
-    return getattr(e.__cause__, "errno", None)
-
-
-def apply(spec: dict, target: Target, context: dict | None = None,
-          where: str = "linux.resources") -> None:
-    """Write the spec into the cgroup. `context` is the effective (merged)
-    resources spec, used where a write needs a value the spec leaves out
-    (v2 cpu.max needs quota *and* period; v2 swap needs the memory limit)."""
-    ctx = spec if context is None else context
-    if target.version == "v2":
-        apply_v2(spec, target, ctx, where)
-    else:
-        apply_v1(spec, target, ctx, where)
-
-
-# v1 (runc fs driver order: cpuset, memory, cpu, pids, blkio, hugetlb, net_cls,
-# net_prio, rdma) --------------------------------------------------------------------------
-
-def apply_v1(spec: dict, t: Target, ctx: dict, where: str) -> None:
-    c = spec.get("cpu", {})
-    for k in ("cpus", "mems"):
-        if k in c:
-            t.write(f"{where}.cpu.{k}", "cpuset", f"cpuset.{k}", c[k])
-    if "memory" in spec:
-        _memory_v1(spec["memory"], t, f"{where}.memory")
-    if c:
-        _cpu_v1(c, t, f"{where}.cpu")
-    if "pids" in spec:
-        limit = spec["pids"]["limit"]
-        t.write(f"{where}.pids.limit", "pids", "pids.max", "max" if limit < 0 else str(limit))
-    if "blockIO" in spec:
-        _blkio_v1(spec["blockIO"], t, f"{where}.blockIO")
-    for i, h in enumerate(spec.get("hugepageLimits", [])):
-        field = f"{where}.hugepageLimits[{i}]"
-        prefix = f"hugetlb.{h['pageSize']}"
-        t.write(field, "hugetlb", prefix + ".limit_in_bytes", str(h["limit"]))
-        if t.has("hugetlb", prefix + ".rsvd.limit_in_bytes"):
-            t.write(field, "hugetlb", prefix + ".rsvd.limit_in_bytes", str(h["limit"]))
-    n = spec.get("network", {})
-    if "classID" in n:
-        t.write(f"{where}.network.classID", "net_cls", "net_cls.classid", str(n["classID"]))
-    for i, p in enumerate(n.get("priorities", [])):
-        t.write(f"{where}.network.priorities[{i}]", "net_prio", "net_prio.ifpriomap",
-                f"{p['name']} {p['priority']}")
-    _rdma(spec, t, where)
-
-
-def _memory_v1(m: dict, t: Target, at: str) -> None:
-    limit, swap = m.get("limit", 0), m.get("swap", 0)
-    memsw = "memory.memsw.limit_in_bytes"
-    # runc: memory -1 with swap unset means "both unlimited"
-    if limit == -1 and swap == 0 and t.has("memory", memsw):
-        swap = -1
-    if swap and not t.has("memory", memsw):
-        raise CgroupError(f"cannot set it: {memsw} does not exist (the kernel has no swap "
-                          "accounting: CONFIG_MEMCG_SWAP / swapaccount=0)", f"{at}.swap")
-
-    def set_limit():
-        if not limit:
-            return
-        try:
-            t.write(f"{at}.limit", "memory", "memory.limit_in_bytes", str(limit))
-        except CgroupError as e:
-            if _errno(e) != errno.EBUSY:
-                raise
-            usage = t.read("memory", "memory.usage_in_bytes", f"{at}.limit")
-            peak = t.read("memory", "memory.max_usage_in_bytes", f"{at}.limit")
-            raise CgroupError(f"unable to set memory limit to {limit} (current usage: {usage}, "
-                              f"peak usage: {peak})", f"{at}.limit") from e.__cause__
-
-    def set_swap():
-        if swap:
-            t.write(f"{at}.swap", "memory", memsw, str(swap))
-
-    # The kernel keeps memsw >= memory at every moment: raising both, write
-    # memsw first; lowering, memory first (runc's setMemoryAndSwap).
-    if limit and swap:
-        current = int(t.read("memory", "memory.limit_in_bytes", f"{at}.limit"))
-        if swap == -1 or current < swap:
-            set_swap()
-            set_limit()
-        else:
-            set_limit()
-            set_swap()
-    else:
-        set_limit()
-        set_swap()
-    if "reservation" in m:
-        t.write(f"{at}.reservation", "memory", "memory.soft_limit_in_bytes",
-                str(m["reservation"]))
-    if "kernelTCP" in m:
-        t.write(f"{at}.kernelTCP", "memory", "memory.kmem.tcp.limit_in_bytes",
-                str(m["kernelTCP"]))
-    # kernel: never written (see check(): Linux >= 6.1 ignores the file)
-    if "disableOOMKiller" in m:
-        current = t.read("memory", "memory.oom_control", f"{at}.disableOOMKiller")
-        on = "oom_kill_disable 1" in current
-        if on != m["disableOOMKiller"]:
-            t.write(f"{at}.disableOOMKiller", "memory", "memory.oom_control",
-                    "1" if m["disableOOMKiller"] else "0")
-    if "swappiness" in m:
-        t.write(f"{at}.swappiness", "memory", "memory.swappiness", str(m["swappiness"]))
-    if "useHierarchy" in m:
-        want = "1" if m["useHierarchy"] else "0"
-        if t.read("memory", "memory.use_hierarchy", f"{at}.useHierarchy") != want:
-            t.write(f"{at}.useHierarchy", "memory", "memory.use_hierarchy", want)
-
-
-def _cpu_v1(c: dict, t: Target, at: str) -> None:
-    if "shares" in c:
-        t.write(f"{at}.shares", "cpu", "cpu.shares", str(c["shares"]))
-        got = int(t.read("cpu", "cpu.shares", f"{at}.shares"))
-        if got != c["shares"]:
-            raise CgroupError(f"the {'maximum' if c['shares'] > got else 'minimum'} allowed "
-                              f"cpu-shares is {got}", f"{at}.shares")
-    quota = c.get("quota", 0)
-    # A new period (or burst) can be refused (EINVAL) until the new quota is
-    # in: retry it after the quota (runc).
-    retry = []
-    for key, file in (("period", "cpu.cfs_period_us"), ("burst", "cpu.cfs_burst_us")):
-        if key not in c:
-            continue
-        try:
-            t.write(f"{at}.{key}", "cpu", file, str(c[key]))
-        except CgroupError as e:
-            if _errno(e) != errno.EINVAL or not quota:
-                raise
-            retry.append((key, file))
-    if quota:
-        t.write(f"{at}.quota", "cpu", "cpu.cfs_quota_us", str(quota))
-        for key, file in retry:
-            t.write(f"{at}.{key}", "cpu", file, str(c[key]))
-    if "idle" in c:
-        t.write(f"{at}.idle", "cpu", "cpu.idle", str(c["idle"]))
-    rt_retry = False
-    if "realtimePeriod" in c:
-        try:
-            t.write(f"{at}.realtimePeriod", "cpu", "cpu.rt_period_us", str(c["realtimePeriod"]))
-        except CgroupError as e:
-            if _errno(e) != errno.EINVAL or "realtimeRuntime" not in c:
-                raise
-            rt_retry = True
-    if "realtimeRuntime" in c:
-        t.write(f"{at}.realtimeRuntime", "cpu", "cpu.rt_runtime_us",
-                str(c["realtimeRuntime"]))
-        if rt_retry:
-            t.write(f"{at}.realtimePeriod", "cpu", "cpu.rt_period_us",
-                    str(c["realtimePeriod"]))
-
-
-def _blkio_v1(b: dict, t: Target, at: str) -> None:
-    # CFQ's blkio.weight is gone since Linux 5.0; BFQ has blkio.bfq.weight (runc
-    # prefers blkio.weight when both exist).
-    bfq = not t.has("blkio", "blkio.weight") and t.has("blkio", "blkio.bfq.weight")
-    weight_file = "blkio.bfq.weight" if bfq else "blkio.weight"
-    weight_device_file = "blkio.bfq.weight_device" if bfq else "blkio.weight_device"
-    if "weight" in b:
-        t.write(f"{at}.weight", "blkio", weight_file, str(b["weight"]))
-    if "leafWeight" in b:
-        t.write(f"{at}.leafWeight", "blkio", "blkio.leaf_weight", str(b["leafWeight"]))
-    for i, d in enumerate(b.get("weightDevice", [])):
-        dev = f"{d['major']}:{d['minor']}"
-        if "weight" in d:
-            t.write(f"{at}.weightDevice[{i}].weight", "blkio", weight_device_file,
-                    f"{dev} {d['weight']}")
-        if "leafWeight" in d:
-            t.write(f"{at}.weightDevice[{i}].leafWeight", "blkio", "blkio.leaf_weight_device",
-                    f"{dev} {d['leafWeight']}")
-    for key, file in THROTTLE_V1.items():
-        for i, d in enumerate(b.get(key, [])):
-            t.write(f"{at}.{key}[{i}]", "blkio", file, f"{d['major']}:{d['minor']} {d['rate']}")
-
-
-def _rdma(spec: dict, t: Target, where: str) -> None:
+def rdma_lines(spec: dict) -> list[tuple[str, str]]:
+    """[(device, rdma.max line)] of the spec's rdma limits (v1 and v2 alike)."""
+    out = []
     for dev, limits in spec.get("rdma", {}).items():
         line = dev
         if "hcaHandles" in limits:
             line += f" hca_handle={limits['hcaHandles']}"
         if "hcaObjects" in limits:
             line += f" hca_object={limits['hcaObjects']}"
-        t.write(f"{where}.rdma.{dev}", "rdma", "rdma.max", line)
+        out.append((dev, line))
+    return out
 
 
-# v2 (runc fs2 order: pids, memory, io, cpu, cpuset, hugetlb, rdma, unified) -----------------
+# --- v1 -> v2 conversions (fs2 and the systemd driver) ----------------------------------
 
 def cpu_shares_to_weight(shares: int) -> int:
     """cgroup v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000] (runc)."""
@@ -890,116 +612,3 @@ def swap_to_v2(swap: int, limit: int) -> str | None:
     if swap == 0:
         return None
     return str(swap - limit)
-
-
-def _num(v: int) -> str:
-    return "max" if v == -1 else str(v)
-
-
-def apply_v2(spec: dict, t: Target, ctx: dict, where: str) -> None:
-    if "pids" in spec:
-        t.write(f"{where}.pids.limit", "", "pids.max", _num(spec["pids"]["limit"]))
-    if "memory" in spec:
-        _memory_v2(spec["memory"], t, ctx.get("memory", {}), f"{where}.memory")
-    if "blockIO" in spec:
-        _io_v2(spec["blockIO"], t, f"{where}.blockIO")
-    c = spec.get("cpu", {})
-    if c:
-        _cpu_v2(c, t, ctx.get("cpu", {}), f"{where}.cpu")
-    for k in ("cpus", "mems"):
-        if k in c:
-            t.write(f"{where}.cpu.{k}", "", f"cpuset.{k}", c[k])
-    for i, h in enumerate(spec.get("hugepageLimits", [])):
-        field = f"{where}.hugepageLimits[{i}]"
-        prefix = f"hugetlb.{h['pageSize']}"
-        t.write(field, "", prefix + ".max", str(h["limit"]))
-        if t.has("", prefix + ".rsvd.max"):
-            t.write(field, "", prefix + ".rsvd.max", str(h["limit"]))
-    _rdma(spec, t, where)
-    for key, value in spec.get("unified", {}).items():
-        t.write(f"{where}.unified.{key}", "", key, value)
-
-
-def _memory_v2(m: dict, t: Target, ctx: dict, at: str) -> None:
-    limit = m.get("limit", 0)
-    if limit > 0 and ctx.get("checkBeforeUpdate"):
-        current = int(t.read("", "memory.current", f"{at}.limit"))
-        if current >= limit:
-            raise CgroupError(f"rejecting memory limit {limit}: the current usage {current} is "
-                              "not below it (checkBeforeUpdate)", f"{at}.limit")
-    swap = m.get("swap", 0)
-    if swap or limit == -1:
-        # swap needs the effective memory limit (the update may change only swap)
-        value = swap_to_v2(swap, limit if limit else ctx.get("limit", 0))
-        if value is not None:
-            try:
-                t.write(f"{at}.swap", "", "memory.swap.max", value)
-            except CgroupError as e:
-                # no swap accounting: "unlimited" or "no swap" are already true
-                if not (_errno(e) == errno.ENOENT and value in ("max", "0")):
-                    raise
-    if limit:
-        t.write(f"{at}.limit", "", "memory.max", _num(limit))
-    if "reservation" in m:
-        t.write(f"{at}.reservation", "", "memory.low", _num(m["reservation"]))
-    # kernel / kernelTCP: no v2 file; check() allowed only values the memory
-    # limit already enforces. swappiness, disableOOMKiller, useHierarchy:
-    # refused by parse() unless they ask for v2's fixed behaviour.
-
-
-def _io_v2(b: dict, t: Target, at: str) -> None:
-    bfq = t.has("", "io.bfq.weight")
-    # BFQ takes per-device weights ("MAJ:MIN W") since Linux 5.4, when reading
-    # io.bfq.weight shows more than one number (runc's bfqDeviceWeightSupported)
-    per_device_bfq = bfq and bool(b.get("weightDevice")) and \
-        not t.read("", "io.bfq.weight").isdigit()
-    if "weight" in b:
-        if bfq:
-            t.write(f"{at}.weight", "", "io.bfq.weight", str(b["weight"]))
-        else:
-            t.write(f"{at}.weight", "", "io.weight",
-                    str(blkio_weight_to_io_weight(b["weight"])))
-    if b.get("weightDevice"):
-        # per-device weights: BFQ, else io.weight's per-device form (iocost),
-        # converted like the default weight
-        for i, d in enumerate(b["weightDevice"]):
-            field = f"{at}.weightDevice[{i}].weight"
-            dev = f"{d['major']}:{d['minor']}"
-            if per_device_bfq:
-                t.write(field, "", "io.bfq.weight", f"{dev} {d['weight']}")
-            elif t.has("", "io.weight"):
-                t.write(field, "", "io.weight",
-                        f"{dev} {blkio_weight_to_io_weight(d['weight'])}")
-            else:
-                raise CgroupError("cannot set a per-device weight: the kernel has neither "
-                                  "BFQ per-device weights (io.bfq.weight) nor io.weight", field)
-    for key, name in THROTTLE_V2.items():
-        for i, d in enumerate(b.get(key, [])):
-            # v1 semantics: rate 0 removes the limit; v2 spells that "max"
-            rate = d["rate"] or "max"
-            t.write(f"{at}.{key}[{i}]", "", "io.max",
-                    f"{d['major']}:{d['minor']} {name}={rate}")
-
-
-def _cpu_v2(c: dict, t: Target, ctx: dict, at: str) -> None:
-    if "idle" in c:
-        t.write(f"{at}.idle", "", "cpu.idle", str(c["idle"]))
-    if "shares" in c:
-        t.write(f"{at}.shares", "", "cpu.weight", str(cpu_shares_to_weight(c["shares"])))
-    burst_retry = False
-    if "burst" in c:
-        try:
-            t.write(f"{at}.burst", "", "cpu.max.burst", str(c["burst"]))
-        except CgroupError as e:
-            if _errno(e) != errno.EINVAL or "quota" not in c:
-                raise
-            burst_retry = True
-    if "quota" in c or "period" in c:
-        # cpu.max takes both: the one not in this spec comes from the
-        # effective resources (update of only one of them keeps the other)
-        quota = c.get("quota", ctx.get("quota", -1))
-        period = c.get("period", ctx.get("period", V2_DEFAULT_PERIOD))
-        field = f"{at}.quota" if "quota" in c else f"{at}.period"
-        t.write(field, "", "cpu.max", f"{'max' if quota <= 0 else quota} {period}")
-        if burst_retry:
-            t.write(f"{at}.burst", "", "cpu.max.burst", str(c["burst"]))

@@ -87,8 +87,8 @@ def update(container, resources: dict) -> None:
     refuses a write, the single-value files already written are put back.
     `devices`, when given, replaces the device rules (runc 1.1 ignores them
     in update; pyrunc applies them exactly like create, defaults included)."""
-    from pyrunc.cgroups import CgroupManager
     from pyrunc.cgroups import resources as res
+    from pyrunc.cgroups.manager import CgroupManager
     if not isinstance(resources, dict):
         raise ConfigError("must be an object", WHERE)
     with _Locked(container) as c:
@@ -107,12 +107,12 @@ def update(container, resources: dict) -> None:
         merged = res.merge({k: v for k, v in old.items() if k != "devices"}, spec)
         effective = res.parse(merged, WHERE, version)
         res.check(effective, WHERE, version)
-        cgroup.check_host(change, WHERE)
+        cgroup.check_host(spec, WHERE)
         rules = None
         if resources.get("devices") is not None:
             rules = CgroupManager.combined_device_rules(
                 resources["devices"], _allowed_device_rules(c.state.config), f"{WHERE}.devices")
-        cgroup.apply_resources(change, context=merged, rollback=True)
+        cgroup.apply_resources(spec, context=effective, rollback=True)
         if rules is not None:
             cgroup.apply_devices(rules)
             merged["devices"] = resources["devices"]

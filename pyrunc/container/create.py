@@ -9,9 +9,9 @@ from pyrunc import SPEC_VERSION
 from pyrunc.container import rootless, state as st
 from pyrunc.lean.procfs import process_start_time
 from pyrunc.process import terminal
-from pyrunc.cgroups import CgroupManager, resolve_path, warmup
+from pyrunc.cgroups import warmup
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
-from pyrunc.cgroups.none import NoCgroup
+from pyrunc.cgroups.manager import CgroupManager, new_manager
 from pyrunc.process.hooks import run_hooks
 from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
@@ -34,10 +34,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     linux = config.get("linux") or {}
     resources = linux.get("resources") or {}
     if rootless.is_rootless() and not resources:
+        from pyrunc.cgroups.none import NoCgroup
         cgroup = NoCgroup()  # rootless: the host's cgroups are not ours to write
     else:
-        cgroup = CgroupManager(resolve_path(linux.get("cgroupsPath"), container_id), resources,
-                               container_id)
+        cgroup = new_manager(linux.get("cgroupsPath"), resources, container_id)
     if any(m.type in ("cgroup", "cgroup2") for m in plan.rootfs.mounts):
         plan.rootfs.cgroup_mounter = CgroupMounter(cgroup_dirs(cgroup.to_dict() or {}),
                                                    plan.namespaces.has_new("cgroup"))
@@ -78,7 +78,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         state.cgroup = cgroup.to_dict()
         # limits first: init joins while it still makes device nodes (see spawn.py)
         cgroup.apply_devices(device_rules)
-        cgroup.apply_resources(resources, creating=True)
+        cgroup.apply_resources(creating=True)
         state.pid = init.spawn(cgroup.add_process)
         cgroup.apply_pending()      # pids limits below middle+init, now init is alone
         state.init_start_time = process_start_time(state.pid) or 0

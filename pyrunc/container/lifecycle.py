@@ -71,8 +71,8 @@ class Container:
     def _cgroup(self):
         if not self.state.cgroup:
             return None
-        from pyrunc.cgroups import CgroupManager
-        return CgroupManager.from_dict(self.state.cgroup)
+        from pyrunc.cgroups.manager import load_manager
+        return load_manager(self.state.cgroup)
 
     # --- create -----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from pyrunc.cgroups import CgroupManager, detect
+from pyrunc.cgroups.manager import new_manager
 from pyrunc.cgroups.bpf import attached_programs
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 
@@ -122,7 +123,7 @@ def n_programs(path: str) -> int:
 
 
 def test_v2_deny_dev_null(top, child):
-    m = CgroupManager(top + "/ctr", {"devices": [DENY_NULL]}, "ctr")
+    m = new_manager(top + "/ctr", {"devices": [DENY_NULL]}, "ctr")
     assert m.to_dict() == {"version": "v2", "path": ROOT + top + "/ctr", "created": []}
     m.create()
     try:
@@ -150,7 +151,7 @@ def test_v2_deny_dev_null(top, child):
 
 
 def test_v2_blacklist_and_mknod(top, child):
-    m = CgroupManager(top + "/ctr", None, "ctr")
+    m = new_manager(top + "/ctr", None, "ctr")
     m.create()
     try:
         pid, ask = child()
@@ -168,7 +169,7 @@ def test_v2_blacklist_and_mknod(top, child):
 
 
 def test_v2_controllers_enabled_in_ancestors(top):
-    m = CgroupManager(top + "/a/b", None, "b")
+    m = new_manager(top + "/a/b", None, "b")
     m.create()
     try:
         assert m.created == [ROOT + top, ROOT + top + "/a", ROOT + top + "/a/b"]
@@ -184,10 +185,10 @@ def test_v2_controllers_enabled_in_ancestors(top):
 
 
 def test_v2_preexisting_parent_kept(top, child):
-    parent = CgroupManager(top, None, "p")
+    parent = new_manager(top, None, "p")
     parent.create()
     try:
-        m = CgroupManager(top + "/a/b", None, "b")
+        m = new_manager(top + "/a/b", None, "b")
         m.create()
         assert m.created == [ROOT + top + "/a", ROOT + top + "/a/b"]
         pid, ask = child()
@@ -208,7 +209,7 @@ def test_v2_relative_path_under_parent_of_own_cgroup(top):
     with open("/proc/self/cgroup") as f:
         own = f.read().strip().split("::", 1)[1]
     rel = top.lstrip("/") + "-rel"
-    m = CgroupManager(rel, None, "x")
+    m = new_manager(rel, None, "x")
     expected = os.path.normpath(f"{ROOT}/{os.path.dirname(own)}/{rel}")
     assert m.path == expected
     if os.path.dirname(own) != "/":
@@ -224,7 +225,7 @@ def test_v2_relative_path_under_parent_of_own_cgroup(top):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_v2_kill_all_and_freeze(top, child, sig):
-    m = CgroupManager(top + "/ctr", None, "ctr")
+    m = new_manager(top + "/ctr", None, "ctr")
     m.create()
     try:
         pids = [child()[0], child()[0]]

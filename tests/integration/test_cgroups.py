@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from pyrunc.cgroups import CgroupManager, detect
+from pyrunc.cgroups.manager import new_manager
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.cgroups.paths import parse_mountinfo
 
@@ -141,7 +142,7 @@ def assert_in_cgroup(m: CgroupManager, kid: Child, inner: str):
 
 def test_create_join_destroy(top, child):
     inner = top + "/ctr"
-    m = CgroupManager(inner, {"devices": []}, "ctr")
+    m = new_manager(inner, {"devices": []}, "ctr")
     m.create()
     try:
         assert all(os.path.isdir(p) for p in m.paths.values())
@@ -167,7 +168,7 @@ def test_create_join_destroy(top, child):
 
 
 def test_devices_deny_dev_null(top, child):
-    m = CgroupManager(top + "/ctr", None, "ctr")
+    m = new_manager(top + "/ctr", None, "ctr")
     m.create()
     try:
         kid = child()
@@ -190,10 +191,10 @@ def test_devices_deny_dev_null(top, child):
 
 
 def test_preexisting_parent_is_kept(top, child):
-    parent = CgroupManager(top, None, "p")
+    parent = new_manager(top, None, "p")
     parent.create()
     try:
-        m = CgroupManager(top + "/a/b", None, "b")
+        m = new_manager(top + "/a/b", None, "b")
         m.create()
         assert sorted(m.created) == sorted(
             [os.path.dirname(p) for p in m.paths.values()] + list(m.paths.values()))
@@ -211,7 +212,7 @@ def test_preexisting_parent_is_kept(top, child):
 
 
 def test_nested_path_all_created_all_removed(top):
-    m = CgroupManager(top + "/a/b", None, "b")
+    m = new_manager(top + "/a/b", None, "b")
     m.create()
     try:
         tops = {p[: -len("/a/b")] for p in m.paths.values()}
@@ -223,10 +224,10 @@ def test_nested_path_all_created_all_removed(top):
 
 
 def test_preexisting_leaf_is_joined_not_removed(top, child):
-    first = CgroupManager(top + "/shared", None, "x")
+    first = new_manager(top + "/shared", None, "x")
     first.create()
     try:
-        m = CgroupManager(top + "/shared", None, "y")
+        m = new_manager(top + "/shared", None, "y")
         m.create()
         assert m.created == []
         kid = child()
@@ -241,7 +242,7 @@ def test_preexisting_leaf_is_joined_not_removed(top, child):
 
 
 def test_destroy_removes_subcgroups_and_waits_for_exiting_tasks(top, child):
-    m = CgroupManager(top + "/ctr", None, "ctr")
+    m = new_manager(top + "/ctr", None, "ctr")
     m.create()
     try:
         for p in m.paths.values():
@@ -258,7 +259,7 @@ def test_destroy_removes_subcgroups_and_waits_for_exiting_tasks(top, child):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_kill_all(top, child, sig):
-    m = CgroupManager(top + "/ctr", None, "ctr")
+    m = new_manager(top + "/ctr", None, "ctr")
     m.create()
     try:
         kids = [child(), child()]
@@ -275,7 +276,7 @@ def test_kill_all(top, child, sig):
 
 
 def test_freeze_thaw(top, child):
-    m = CgroupManager(top + "/ctr", None, "ctr")
+    m = new_manager(top + "/ctr", None, "ctr")
     m.create()
     try:
         kid = child()
@@ -295,7 +296,7 @@ def test_freeze_thaw(top, child):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_kill_all_paused(top, child, sig):
-    m = CgroupManager(top + "/ctr", None, "ctr")
+    m = new_manager(top + "/ctr", None, "ctr")
     m.create()
     try:
         kid = child()

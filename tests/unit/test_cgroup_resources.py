@@ -10,7 +10,8 @@ from pyrunc.container import cgroup_ops
 from pyrunc.cgroups import CgroupManager
 from pyrunc.cgroups import resources as res
 from pyrunc.cgroups import stats as stats_mod
-from pyrunc.cgroups.common import CgroupError
+from pyrunc.cgroups import fs, fs2
+from pyrunc.cgroups.common import CgroupError, Target
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.errors import ConfigError, PyruncError
 
@@ -249,7 +250,7 @@ def test_merge_for_update():
 
 # --- writes on a fake tree ------------------------------------------------------------------
 
-class Recorder(res.Target):
+class Recorder(Target):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.log = []
@@ -302,8 +303,8 @@ def read(paths, ctrl, name):
 
 def test_v1_full_write_sequence(tmp_path):
     paths = fake_v1(tmp_path)
-    t = Recorder("v1", paths)
-    res.apply(res.parse(FULL, W, "v1"), t)
+    t = Recorder(paths)
+    fs.apply(res.parse(FULL, W, "v1"), t)
     assert t.log == [
         ("cpu.cpus", "cpuset.cpus", "0-1"),
         ("cpu.mems", "cpuset.mems", "0"),
@@ -340,12 +341,12 @@ def test_v1_full_write_sequence(tmp_path):
 def test_v1_memory_order_when_raising_and_unlimited(tmp_path):
     paths = fake_v1(tmp_path)
     (tmp_path / "memory" / "ctr" / "memory.limit_in_bytes").write_text(str(50 << 20))
-    t = Recorder("v1", paths)
-    res.apply(res.parse({"memory": {"limit": 100 << 20, "swap": 200 << 20}}), t)
+    t = Recorder(paths)
+    fs.apply(res.parse({"memory": {"limit": 100 << 20, "swap": 200 << 20}}), t)
     # raising above the current limit: memsw first
     assert [f for _, f, _ in t.log] == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
-    t = Recorder("v1", paths)
-    res.apply(res.parse({"memory": {"limit": -1}}), t)      # -1 alone: swap unlimited too
+    t = Recorder(paths)
+    fs.apply(res.parse({"memory": {"limit": -1}}), t)      # -1 alone: swap unlimited too
     assert t.log == [("memory.swap", "memory.memsw.limit_in_bytes", "-1"),
                      ("memory.limit", "memory.limit_in_bytes", "-1")]
 
@@ -354,8 +355,8 @@ def test_v1_blkio_prefers_cfq_files_when_present(tmp_path):
     paths = fake_v1(tmp_path)
     (tmp_path / "blkio" / "ctr" / "blkio.weight").write_text("500")
     (tmp_path / "blkio" / "ctr" / "blkio.weight_device").write_text("")
-    t = Recorder("v1", paths)
-    res.apply(res.parse({"blockIO": {"weight": 700, "weightDevice": [
+    t = Recorder(paths)
+    fs.apply(res.parse({"blockIO": {"weight": 700, "weightDevice": [
         {"major": 8, "minor": 0, "weight": 100, "leafWeight": 200}]}}), t)
     assert t.log == [("blockIO.weight", "blkio.weight", "700"),
                      ("blockIO.weightDevice[0].weight", "blkio.weight_device", "8:0 100"),
@@ -370,7 +371,7 @@ def test_v1_shares_read_back_like_runc(tmp_path):
         def write(self, field, ctrl, file, value):
             super().write(field, ctrl, file, "100000" if file == "cpu.shares" else value)
     with pytest.raises(CgroupError) as e:
-        res.apply(res.parse({"cpu": {"shares": 200000}}), Clamp("v1", paths))
+        fs.apply(res.parse({"cpu": {"shares": 200000}}), Clamp(paths))
     assert e.value.where == f"{W}.cpu.shares"
     assert e.value.message == "the maximum allowed cpu-shares is 100000"
 
@@ -378,20 +379,20 @@ def test_v1_shares_read_back_like_runc(tmp_path):
 def test_write_errors_name_field_and_file(tmp_path):
     paths = fake_v1(tmp_path, skip=("blkio.leaf_weight",))
     with pytest.raises(CgroupError) as e:
-        res.apply(res.parse({"blockIO": {"leafWeight": 300}}), res.Target("v1", paths))
+        fs.apply(res.parse({"blockIO": {"leafWeight": 300}}), Target(paths))
     assert e.value.where == f"{W}.blockIO.leafWeight"
     assert os.path.join(paths["blkio"], "blkio.leaf_weight") in e.value.message
     assert str(e.value).startswith(f"{W}.blockIO.leafWeight: ")
     with pytest.raises(CgroupError) as e:   # no directory for a controller
-        res.apply(res.parse({"pids": {"limit": 3}}), res.Target("v1", {"memory": "/x"}))
+        fs.apply(res.parse({"pids": {"limit": 3}}), Target({"memory": "/x"}))
     assert e.value.where == f"{W}.pids.limit" and "pids" in e.value.message
 
 
 def test_rollback_restores_single_value_files(tmp_path):
     paths = fake_v1(tmp_path, skip=("cpu.cfs_quota_us",))
-    t = res.Target("v1", paths, journal=[])
+    t = Target(paths, journal=[])
     with pytest.raises(CgroupError):
-        res.apply(res.parse({"pids": {"limit": 9}, "memory": {"limit": 1 << 20},
+        fs.apply(res.parse({"pids": {"limit": 9}, "memory": {"limit": 1 << 20},
                              "cpu": {"shares": 100, "quota": 20000}}), t)
     t.rollback()
     assert read(paths, "pids", "pids.max") == "max"
@@ -430,8 +431,8 @@ def test_v2_write_sequence_and_conversions(tmp_path):
         "rdma": {"mlx4_0": {"hcaHandles": 2}},
         "unified": {"memory.high": "max"}}, W, "v2")
     res.check(spec, W, "v2")
-    t = Recorder("v2", paths)
-    res.apply(spec, t)
+    t = Recorder(paths)
+    fs2.apply(spec, t)
     assert t.log == [
         ("pids.limit", "pids.max", "max"),
         ("memory.swap", "memory.swap.max", str(200 << 20)),     # swap - limit
@@ -455,16 +456,16 @@ def test_v2_write_sequence_and_conversions(tmp_path):
 
 def test_v2_bfq_weights_and_missing_per_device_weight(tmp_path):
     paths = fake_v2(tmp_path, {"io.bfq.weight": "default 100\n"})
-    t = Recorder("v2", paths)
-    res.apply(res.parse({"blockIO": {"weight": 500, "weightDevice": [
+    t = Recorder(paths)
+    fs2.apply(res.parse({"blockIO": {"weight": 500, "weightDevice": [
         {"major": 8, "minor": 0, "weight": 300}]}}), t)
     assert t.log == [("blockIO.weight", "io.bfq.weight", "500"),
                      ("blockIO.weightDevice[0].weight", "io.bfq.weight", "8:0 300")]
     (tmp_path / "old").mkdir()
     paths = fake_v2(tmp_path / "old")
     with pytest.raises(CgroupError) as e:
-        res.apply(res.parse({"blockIO": {"weightDevice": [
-            {"major": 8, "minor": 0, "weight": 300}]}}), res.Target("v2", paths))
+        fs2.apply(res.parse({"blockIO": {"weightDevice": [
+            {"major": 8, "minor": 0, "weight": 300}]}}), Target(paths))
     assert e.value.where == f"{W}.blockIO.weightDevice[0].weight"
 
 
@@ -472,13 +473,13 @@ def test_v2_update_uses_the_effective_values(tmp_path):
     paths = fake_v2(tmp_path)
     ctx = res.parse({"cpu": {"quota": 20000, "period": 50000},
                      "memory": {"limit": 100 << 20, "swap": 200 << 20}})
-    t = Recorder("v2", paths)
-    res.apply(res.parse({"cpu": {"period": 200000}}), t, ctx)
-    res.apply(res.parse({"memory": {"swap": 300 << 20}}), t, ctx)
+    t = Recorder(paths)
+    fs2.apply(res.parse({"cpu": {"period": 200000}}), t, ctx)
+    fs2.apply(res.parse({"memory": {"swap": 300 << 20}}), t, ctx)
     assert t.log == [("cpu.period", "cpu.max", "20000 200000"),
                      ("memory.swap", "memory.swap.max", str(200 << 20))]
-    t = Recorder("v2", paths)
-    res.apply(res.parse({"memory": {"limit": -1}}), t)
+    t = Recorder(paths)
+    fs2.apply(res.parse({"memory": {"limit": -1}}), t)
     assert t.log == [("memory.swap", "memory.swap.max", "max"),
                      ("memory.limit", "memory.max", "max")]
 
@@ -487,9 +488,9 @@ def test_v2_check_before_update(tmp_path):
     paths = fake_v2(tmp_path, {"memory.current": str(50 << 20)})
     ctx = res.parse({"memory": {"limit": 10 << 20, "checkBeforeUpdate": True}})
     with pytest.raises(CgroupError) as e:
-        res.apply(res.parse({"memory": {"limit": 10 << 20}}), res.Target("v2", paths), ctx)
+        fs2.apply(res.parse({"memory": {"limit": 10 << 20}}), Target(paths), ctx)
     assert e.value.where == f"{W}.memory.limit" and "checkBeforeUpdate" in e.value.message
-    res.apply(res.parse({"memory": {"limit": 100 << 20}}), res.Target("v2", paths), ctx)
+    fs2.apply(res.parse({"memory": {"limit": 100 << 20}}), Target(paths), ctx)
 
 
 # --- the manager -----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 import pytest
 
 from pyrunc.cgroups import CgroupManager
-from pyrunc.cgroups import manager as manager_mod
+from pyrunc.cgroups import fs as fs_mod
 from pyrunc.cgroups.common import CgroupError
 from pyrunc.cgroups.devices import (DEFAULT_ALLOWED_DEVICES, WILDCARD, Emulator, Rule,
                                     parse_rules, perms_to_str, v1_writes)
@@ -218,7 +218,7 @@ def fake_v1_manager(tmp_path):
 def test_apply_devices_v1_fake_tree(tmp_path, monkeypatch):
     m, d = fake_v1_manager(tmp_path)
     fake = FakeDevicesCgroup(d)
-    monkeypatch.setattr(manager_mod, "write_file", fake.write_file)
+    monkeypatch.setattr(fs_mod, "write_file", fake.write_file)
     m.apply_devices(list(DEFAULT_ALLOWED_DEVICES) + [c(1, 3, allow=False)])
     assert fake.writes[0] == ("devices.deny", "a *:* rwm")
     assert ("devices.allow", "c 1:5 rwm") in fake.writes
@@ -236,6 +236,6 @@ def test_apply_devices_v1_fake_tree(tmp_path, monkeypatch):
 def test_apply_devices_v1_detects_mismatch(tmp_path, monkeypatch):
     m, d = fake_v1_manager(tmp_path)
     fake = FakeDevicesCgroup(d, honour_writes=False)
-    monkeypatch.setattr(manager_mod, "write_file", fake.write_file)
+    monkeypatch.setattr(fs_mod, "write_file", fake.write_file)
     with pytest.raises(CgroupError, match=str(d)):
         m.apply_devices([c(1, 5)])

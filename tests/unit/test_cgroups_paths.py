@@ -5,6 +5,7 @@ import pytest
 
 from pyrunc.cgroups import CgroupManager, detect, resolve_path
 from pyrunc.cgroups.common import CgroupError
+from pyrunc.cgroups.manager import new_manager
 from pyrunc.cgroups.paths import parse_mountinfo, parse_proc_cgroup, v1_paths, v2_path
 from pyrunc.errors import ConfigError, NotSupportedError
 
@@ -162,7 +163,7 @@ def test_state_invalid(bad):
 
 def test_manager_init_real_host_paths():
     # reads this process's /proc files; creates nothing
-    m = CgroupManager("/pyrunc-unit/x", None, "x")
+    m = new_manager("/pyrunc-unit/x", None, "x")
     assert m.version == detect()
     assert m.path.endswith("/pyrunc-unit/x")
     assert all(p.endswith("/pyrunc-unit/x") for p in m.paths.values())
@@ -171,7 +172,7 @@ def test_manager_init_real_host_paths():
 
 def test_manager_init_validates_before_anything():
     with pytest.raises(ConfigError) as e:
-        CgroupManager("/x", {"memory": {"swappiness": 10}}, "x", version="v2")
+        new_manager("/x", {"memory": {"swappiness": 10}}, "x", version="v2")
     assert e.value.where == "linux.resources.memory.swappiness"
 
 
