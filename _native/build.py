@@ -32,8 +32,20 @@ long pyrunc_mount_setattr(int dirfd, const char *path, unsigned flags,
                           uint64_t propagation, uint64_t userns_fd);
 long pyrunc_capget(int pid, uint64_t out[3]);
 long pyrunc_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
+long pyrunc_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
+                          uint32_t priority, uint64_t runtime, uint64_t deadline,
+                          uint64_t period);
+long pyrunc_ioprio_set(int which, int who, int ioprio);
+long pyrunc_personality(unsigned long persona);
+long pyrunc_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+long pyrunc_reset_cpu_affinity(int pid);
+long pyrunc_pidfd_getfd(int pidfd, int fd, unsigned flags);
+long pyrunc_seccomp_install(const void *prog, unsigned short len, unsigned flags);
+long pyrunc_seccomp_flags_known(unsigned flags);
+long pyrunc_seccomp_share_listener(int listener, int sync_fd, const char *msg);
 long pyrunc_wait_for_start(int fifo_fd);
-long pyrunc_exec_tail(int fifo_fd, void *seccomp_ctx, const char *path,
+long pyrunc_exec_tail(int fifo_fd, const void *prog, unsigned short prog_len,
+                      unsigned seccomp_flags, const char *path,
                       char *const argv[], char *const envp[], int *stage);
 
 /* libseccomp */
@@ -55,6 +67,8 @@ uint32_t seccomp_arch_native(void);
 int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
 int seccomp_arch_exist(const scmp_filter_ctx ctx, uint32_t arch_token);
 int seccomp_syscall_resolve_name(const char *name);
+int seccomp_syscall_resolve_name_arch(uint32_t arch_token, const char *name);
+int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
 int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
                            unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);
 int seccomp_load(const scmp_filter_ctx ctx);

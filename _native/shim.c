@@ -20,6 +20,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 
 #define RET(expr) do { long _r = (expr); return _r < 0 ? -errno : _r; } while (0)
@@ -38,6 +40,9 @@
 #endif
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
 #endif
 
 struct pyrunc_open_how { uint64_t flags, mode, resolve; };
@@ -109,6 +114,95 @@ long pyrunc_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable)
     RET(syscall(SYS_capset, &hdr, data));
 }
 
+/* --- process attributes (process.scheduler, ioPriority, execCPUAffinity,
+ * linux.personality, linux.memoryPolicy) ----------------------------------- */
+
+struct pyrunc_sched_attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+    uint32_t util_min, util_max;
+};
+
+long pyrunc_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
+                          uint32_t priority, uint64_t runtime, uint64_t deadline,
+                          uint64_t period)
+{
+    struct pyrunc_sched_attr attr = { sizeof attr, policy, flags, nice, priority,
+                                      runtime, deadline, period, 0, 0 };
+    RET(syscall(SYS_sched_setattr, pid, &attr, 0));
+}
+
+long pyrunc_ioprio_set(int which, int who, int ioprio)
+{ RET(syscall(SYS_ioprio_set, which, who, ioprio)); }
+
+long pyrunc_personality(unsigned long persona)
+{ RET(syscall(SYS_personality, persona)); }
+
+long pyrunc_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
+{
+    long r;
+    do
+        r = syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+}
+
+/* Every CPU the kernel may ever have (runc's tryResetCPUAffinity): the
+ * kernel clamps the mask to its CPUs and the task's cpuset, so a process
+ * forked by a pinned runtime does not keep the runtime's pin. */
+long pyrunc_reset_cpu_affinity(int pid)
+{
+    static unsigned char all[64 * 1024 / 8];
+    memset(all, 0xff, sizeof all);
+    RET(syscall(SYS_sched_setaffinity, pid, sizeof all, all));
+}
+
+long pyrunc_pidfd_getfd(int pidfd, int fd, unsigned flags)
+{ RET(syscall(SYS_pidfd_getfd, pidfd, fd, flags)); }
+
+/* --- seccomp: pyrunc loads the BPF program itself (seccomp(2), as runc's
+ * patchbpf does), so it can prepend the -ENOSYS stub and pass kernel flags
+ * libseccomp may not know (NEW_LISTENER, WAIT_KILLABLE_RECV). ------------- */
+
+/* Returns the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0. */
+long pyrunc_seccomp_install(const void *prog, unsigned short len, unsigned flags)
+{
+    struct sock_fprog fprog = { len, (struct sock_filter *)prog };
+    RET(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog));
+}
+
+/* A flag the kernel knows makes seccomp(2) fail on the NULL program (EFAULT)
+ * rather than on the flags (EINVAL). */
+long pyrunc_seccomp_flags_known(unsigned flags)
+{
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, NULL) < 0)
+        return errno == EFAULT;
+    return 0;
+}
+
+/* Right after the filter is loaded: tell the host which fd is the listener
+ * (it copies it with pidfd_getfd) and wait for its ack, then close ours, so
+ * the listener dies with the agent's copy. Only write(2) may not be notified
+ * here (the profile is refused then): nobody can answer before the host has
+ * the fd. `msg` holds "%d" for the fd number. */
+long pyrunc_seccomp_share_listener(int listener, int sync_fd, const char *msg)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, msg, listener);
+    long r = 0;
+    if (n < 0 || (size_t)n >= sizeof buf)
+        r = -EINVAL;
+    else if (write(sync_fd, buf, n) != n)
+        r = -errno;
+    else if ((n = read(sync_fd, buf, sizeof buf)) <= 0)
+        r = n == 0 ? -EPIPE : -errno;
+    close(listener);
+    return r;
+}
+
 /* --- the last steps of a container process ------------------------------ */
 
 static void exit_on_signal(int sig) { _exit(128 + sig); }
@@ -165,7 +259,8 @@ long pyrunc_wait_for_start(int fifo_fd)
 
 /* Returns only on failure: -errno, with *stage saying which step failed
  * (1 = waiting for start, 2 = seccomp, 3 = execve). */
-long pyrunc_exec_tail(int fifo_fd, void *seccomp_ctx, const char *path,
+long pyrunc_exec_tail(int fifo_fd, const void *prog, unsigned short prog_len,
+                      unsigned seccomp_flags, const char *path,
                       char *const argv[], char *const envp[], int *stage)
 {
     long r;
@@ -174,7 +269,7 @@ long pyrunc_exec_tail(int fifo_fd, void *seccomp_ctx, const char *path,
         return r;
     reset_signals();
     *stage = 2;
-    if (seccomp_ctx && (r = seccomp_load((scmp_filter_ctx)seccomp_ctx)) < 0)
+    if (prog && (r = pyrunc_seccomp_install(prog, prog_len, seccomp_flags)) < 0)
         return r;
     *stage = 3;
     execve(path, argv, envp);

@@ -198,8 +198,15 @@ class SeccompFilter:
         _check(lib.seccomp_rule_add_array(self._ctx, action, syscall_nr, len(args), cmps),
                "seccomp_rule_add")
 
-    def load(self) -> None:
-        _check(lib.seccomp_load(self._ctx), "seccomp_load")
+    def export_bpf(self) -> bytes:
+        """The filter's classic BPF program (struct sock_filter[], host byte order)."""
+        fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
+        try:
+            _check(lib.seccomp_export_bpf(self._ctx, fd), "seccomp_export_bpf")
+            size = os.lseek(fd, 0, os.SEEK_CUR)
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
 
 
 def seccomp_arch_token(name: str) -> int:
@@ -210,6 +217,42 @@ def seccomp_arch_token(name: str) -> int:
 def seccomp_syscall_number(name: str) -> int:
     """The native syscall number, or a negative pseudo number; -1 if unknown."""
     return lib.seccomp_syscall_resolve_name(name.encode())
+
+
+def seccomp_syscall_number_arch(arch_token: int, name: str) -> int:
+    """The syscall's number on that architecture (negative if it has none)."""
+    return lib.seccomp_syscall_resolve_name_arch(arch_token, name.encode())
+
+
+def seccomp_arch_native() -> int:
+    return lib.seccomp_arch_native()
+
+
+def seccomp_install(program: bytes, flags: int) -> int:
+    """Load a BPF program (sock_filter array) as this thread's seccomp filter;
+    returns the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
+    return _check(lib.pyrunc_seccomp_install(program, len(program) // 8, flags), "seccomp")
+
+
+def seccomp_flags_known(flags: int) -> bool:
+    """Whether the kernel accepts these SECCOMP_FILTER_FLAG_* bits together."""
+    return lib.pyrunc_seccomp_flags_known(flags) == 1
+
+
+def seccomp_share_listener(listener: int, sync_fd: int, message: str) -> None:
+    """write(message % listener) on the sync socket, read the host's ack, close
+    the listener: the few syscalls a fresh notify filter must let through."""
+    _check(lib.pyrunc_seccomp_share_listener(listener, sync_fd, message.encode()),
+           "sharing the seccomp listener")
+
+
+def pidfd_getfd(pid: int, fd: int) -> int:
+    """A copy of another process's fd (pidfd_getfd(2), Linux 5.6), close-on-exec."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        return _check(lib.pyrunc_pidfd_getfd(pidfd, fd, 0), "pidfd_getfd")
+    finally:
+        os.close(pidfd)
 
 
 def seccomp_version() -> str:
@@ -231,18 +274,59 @@ def wait_for_start(fifo_fd: int) -> None:
     _check(lib.pyrunc_wait_for_start(fifo_fd), "waiting for start")
 
 
-def exec_tail(fifo_fd: int, seccomp: SeccompFilter | None, path: str,
+def exec_tail(fifo_fd: int, seccomp: tuple[bytes, int] | None, path: str,
               argv: list[str], env: list[str]) -> OSError:
     """Wait on the exec FIFO (if fifo_fd >= 0), reset signals, load a late
-    seccomp filter and execve. Returns (never raises) the error if any step fails."""
+    seccomp filter (BPF program, flags) and execve. Returns (never raises) the
+    error if any step fails."""
     keep = [ffi.new("char[]", a.encode()) for a in argv]
     keep_env = [ffi.new("char[]", e.encode()) for e in env]
     c_argv = ffi.new("char *[]", keep + [ffi.NULL])
     c_env = ffi.new("char *[]", keep_env + [ffi.NULL])
     stage = ffi.new("int *")
-    ctx = seccomp.handle if seccomp is not None else ffi.NULL
-    rc = lib.pyrunc_exec_tail(fifo_fd, ctx, path.encode(), c_argv, c_env, stage)
+    program, flags = seccomp if seccomp is not None else (ffi.NULL, 0)
+    length = len(program) // 8 if seccomp is not None else 0
+    rc = lib.pyrunc_exec_tail(fifo_fd, program, length, flags, path.encode(), c_argv, c_env,
+                              stage)
     return OSError(-rc, f"{EXEC_STAGES.get(stage[0], 'exec')}: {os.strerror(-rc)}", path)
+
+
+# --- process attributes -----------------------------------------------------------
+
+def sched_setattr(pid: int, policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
+                  runtime: int = 0, deadline: int = 0, period: int = 0) -> None:
+    _check(lib.pyrunc_sched_setattr(pid, policy, flags, nice, priority, runtime, deadline,
+                                    period), "sched_setattr")
+
+
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_WHO_PGRP = 2
+
+
+def ioprio_set(which: int, who: int, ioprio: int) -> None:
+    _check(lib.pyrunc_ioprio_set(which, who, ioprio), "ioprio_set")
+
+
+def personality(persona: int) -> int:
+    """Set the execution domain; returns the previous one (0xffffffff only queries)."""
+    return _check(lib.pyrunc_personality(persona), "personality")
+
+
+def set_mempolicy(mode: int, nodes: list[int]) -> None:
+    """set_mempolicy(2) with a nodemask of `nodes` (empty: NULL mask)."""
+    if nodes:
+        words = max(nodes) // 64 + 1
+        mask = ffi.new("unsigned long[]", words)
+        for n in nodes:
+            mask[n // 64] |= 1 << (n % 64)
+        _check(lib.pyrunc_set_mempolicy(mode, mask, words * 64 + 1), "set_mempolicy")
+    else:
+        _check(lib.pyrunc_set_mempolicy(mode, ffi.NULL, 0), "set_mempolicy")
+
+
+def reset_cpu_affinity(pid: int) -> None:
+    """Allow every CPU (within the task's cpuset), as runc does for its processes."""
+    _check(lib.pyrunc_reset_cpu_affinity(pid), "sched_setaffinity")
 
 
 # --- bpf (cgroup v2 device programs) --------------------------------------------

@@ -12,6 +12,7 @@ from pyrunc.process import terminal
 from pyrunc.cgroups import warmup
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.cgroups.manager import CgroupManager, new_manager
+from pyrunc.process import attributes
 from pyrunc.process.hooks import run_hooks
 from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
@@ -79,7 +80,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         # limits first: init joins while it still makes device nodes (see spawn.py)
         cgroup.apply_devices(device_rules)
         cgroup.apply_resources(creating=True)
-        state.pid = init.spawn(cgroup.add_process)
+        state.pid = init.spawn(attributes.placing_init(cgroup.add_process))
         cgroup.apply_pending()      # pids limits below middle+init, now init is alone
         state.init_start_time = process_start_time(state.pid) or 0
 
@@ -89,7 +90,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             run_hooks(plan.hooks, "createRuntime", st.hook_state(state, "creating"))
             return st.hook_state(state, "created")
 
-        init.wait_ready(host_hooks)
+        init.wait_ready(host_hooks, lambda: st.hook_state(state, "creating"))
         state_dir.save(state)
         if pid_file:
             st.write_atomic(os.path.abspath(pid_file), str(state.pid))

@@ -30,6 +30,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
                  ignore_paused: bool = False, console_socket: str | None = None) -> int:
     """Run `process` (an OCI process object) in the container; returns its exit
     status (foreground) or 0 once it runs (detached)."""
+    from pyrunc.process import attributes
     from pyrunc.process.plan import build_exec_plan
     from pyrunc.process.spawn import InitProcess
     from pyrunc.spec.validate import validate_process
@@ -57,9 +58,11 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         plan.console_fd = console.fileno()
         plan.extra_fds.append(console.fileno())
     proc = InitProcess(plan, entry="exec")
+    place = attributes.placing_exec(plan.process.attributes,
+                                    cgroup.add_process if cgroup is not None else (lambda pid: None))
     try:
-        pid = proc.spawn(cgroup.add_process if cgroup is not None else (lambda pid: None))
-        proc.wait_ready(lambda: {})
+        pid = proc.spawn(place)
+        proc.wait_ready(lambda: {}, lambda: st.hook_state(container.state, "running"))
         if ours is not None:
             console.close()
             console = None

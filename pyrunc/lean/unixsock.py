@@ -15,9 +15,12 @@ def pair(kind: int = STREAM) -> tuple[Socket, Socket]:
     return _socket.socketpair(_socket.AF_UNIX, kind | _socket.SOCK_CLOEXEC)
 
 
-def connect(path: str) -> Socket:
+def connect(path: str, timeout: float | None = None) -> Socket:
+    """`timeout` bounds the connect and every later call (TimeoutError)."""
     sock = _socket.socket(_socket.AF_UNIX, STREAM | _socket.SOCK_CLOEXEC)
     try:
+        if timeout is not None:
+            sock.settimeout(timeout)
         sock.connect(path)
     except BaseException:
         sock.close()

@@ -13,7 +13,7 @@ import stat
 import struct
 
 from pyrunc import native
-from pyrunc.process import terminal
+from pyrunc.process import attributes, terminal
 from pyrunc.errors import ConfigError, ContainerStartError, PyruncError
 from pyrunc.process.hooks import run_hooks
 from pyrunc.process import sync
@@ -32,7 +32,9 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
         _setup(plan, chan)
         if not plan.process.args:
             return None
-        return _find_executable(plan.process.args[0], plan.process.env)
+        path = _find_executable(plan.process.args[0], plan.process.env)
+        _load_notify_seccomp(plan, chan)
+        return path
 
     ok, path = _until_ready(chan, prepare)
     if not ok:
@@ -63,8 +65,10 @@ def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
         if plan.console_fd >= 0:
             os.setsid()
             terminal.setup_console(plan.console_fd, plan.process.console_size)
-        _setup_process(plan)
-        return _find_executable(plan.process.args[0], plan.process.env, prefix="exec failed: ")
+        _setup_process(plan, chan)
+        path = _find_executable(plan.process.args[0], plan.process.env, prefix="exec failed: ")
+        _load_notify_seccomp(plan, chan)
+        return path
 
     ok, path = _until_ready(chan, prepare)
     return _exec(plan, -1, path) if ok else 1
@@ -89,8 +93,10 @@ def _until_ready(chan: sync.SyncChannel, prepare) -> tuple[bool, str | None]:
 
 def _exec(plan: InitPlan, fifo_fd: int, path: str) -> int:
     """Become the user's program (returns only if that failed)."""
-    late_seccomp = plan.seccomp if plan.process.no_new_privileges else None
-    err = native.exec_tail(fifo_fd, late_seccomp, path, plan.process.args, plan.process.env)
+    s = plan.seccomp
+    late = s if s is not None and plan.process.no_new_privileges and not s.notify else None
+    err = native.exec_tail(fifo_fd, late and (late.program, late.kernel_flags), path,
+                           plan.process.args, plan.process.env)
     os.write(2, f"pyrunc: exec failed: {err.strerror}: {path}\n".encode())
     return 127
 
@@ -140,7 +146,7 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         native.setdomainname(plan.domainname)
     _write_sysctls(plan.sysctl)
     rootfs.finalize(plan.rootfs)
-    _setup_process(plan)
+    _setup_process(plan, chan)
 
 
 def _await_cgroup_placement(chan: sync.SyncChannel, cgroupns: bool) -> None:
@@ -149,7 +155,7 @@ def _await_cgroup_placement(chan: sync.SyncChannel, cgroupns: bool) -> None:
         native.unshare(native.CLONE_NEWCGROUP)
 
 
-def _setup_process(plan: InitPlan) -> None:
+def _setup_process(plan: InitPlan, chan: sync.SyncChannel) -> None:
     """What init and exec'd processes share: limits, privileges, identity, cwd."""
     _default_home(plan.process)
     lsm.apply_on_exec(plan.process.apparmor_profile, plan.process.selinux_label)
@@ -159,15 +165,31 @@ def _setup_process(plan: InitPlan) -> None:
     _close_inherited_fds(plan)
     if plan.process.no_new_privileges:
         native.prctl(native.PR_SET_NO_NEW_PRIVS, 1)
-    elif plan.seccomp is not None:
+    attributes.apply(plan.process.attributes)
+    if plan.seccomp is not None and not plan.process.no_new_privileges:
         # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load before dropping it
-        plan.seccomp.load()
+        _load_seccomp(plan, chan)
     # chdir as root first (runc does: the runtime may reach a directory the
     # user cannot), and again as the user if root was refused (root-squashed volumes)
     retry_chdir = not _chdir(plan.process.cwd, permission_ok=True)
     capabilities.finalize_identity_and_caps(
         plan.process.identity, plan.process.capabilities,
         after_user=(lambda: _chdir(plan.process.cwd)) if retry_chdir else None)
+
+
+def _load_seccomp(plan: InitPlan, chan: sync.SyncChannel) -> None:
+    """Load the filter; a notify filter's listener goes to the host at once."""
+    listener = plan.seccomp.load()
+    if listener:
+        native.seccomp_share_listener(listener, chan.fileno(), sync.SECCOMP_MESSAGE)
+
+
+def _load_notify_seccomp(plan: InitPlan, chan: sync.SyncChannel) -> None:
+    """With no_new_privs the filter is loaded last, right before execve; a
+    notify filter is loaded here instead, while the host still listens for
+    its listener fd (runc loads it before it lets go of the sync pipe too)."""
+    if plan.seccomp is not None and plan.seccomp.notify and plan.process.no_new_privileges:
+        _load_seccomp(plan, chan)
 
 
 def _default_home(process) -> None:

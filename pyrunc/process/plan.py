@@ -5,6 +5,7 @@ import os
 from pyrunc.lean.record import field, record
 
 from pyrunc.errors import ConfigError, NotSupportedError
+from pyrunc.process.attributes import Attributes, parse as parse_attributes
 from pyrunc.process.namespaces import Namespaces, parse_namespaces
 from pyrunc.rootfs.devices import parse_devices
 from pyrunc.rootfs.mounts import parse_mount
@@ -14,8 +15,7 @@ from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
 
 # config fields pyrunc does not implement yet: refused, never silently ignored
 _UNSUPPORTED = {
-    "linux": ("intelRdt", "netDevices", "personality", "memoryPolicy"),
-    "process": ("scheduler", "ioPriority", "execCPUAffinity"),
+    "linux": ("intelRdt", "netDevices"),
 }
 
 
@@ -33,6 +33,7 @@ class ProcessPlan:
     oom_score_adj: int | None
     apparmor_profile: str
     selinux_label: str
+    attributes: Attributes = field(default_factory=Attributes)
 
 
 @record
@@ -67,9 +68,6 @@ def refuse_unsupported(config: dict) -> None:
         for name in names:
             if (config.get(section) or {}).get(name):
                 raise NotSupportedError(f"{section}.{name}")
-    seccomp_cfg = (config.get("linux") or {}).get("seccomp") or {}
-    if seccomp_cfg.get("listenerPath"):
-        raise NotSupportedError("linux.seccomp.listenerPath")
 
 
 _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
@@ -107,10 +105,10 @@ def dedupe_env(env: list) -> list:
     return list(merged.values())
 
 
-def build_process_plan(proc: dict, where: str = "process") -> ProcessPlan:
-    for name in _UNSUPPORTED["process"]:
-        if proc.get(name):
-            raise NotSupportedError(f"{where}.{name}")
+def build_process_plan(proc: dict, where: str = "process", linux: dict | None = None,
+                       config_process: dict | None = None) -> ProcessPlan:
+    """`config_process`: for an exec'd process, the config's own process
+    (whose scheduler, ioPriority and execCPUAffinity it inherits)."""
     return ProcessPlan(
         args=list(proc.get("args") or []),
         env=dedupe_env(proc.get("env") or []),
@@ -125,6 +123,8 @@ def build_process_plan(proc: dict, where: str = "process") -> ProcessPlan:
         oom_score_adj=proc.get("oomScoreAdj"),
         apparmor_profile=lsm.check_apparmor(proc.get("apparmorProfile"), f"{where}.apparmorProfile"),
         selinux_label=lsm.check_selinux(proc.get("selinuxLabel"), f"{where}.selinuxLabel"),
+        attributes=parse_attributes(proc, linux or {}, where, exec_=config_process is not None,
+                                    defaults=config_process),
     )
 
 
@@ -137,7 +137,8 @@ def build_exec_plan(container_id: str, config: dict, process: dict, join: dict,
         container_id=container_id,
         namespaces=Namespaces(new=set(), join=join),
         rootfs=None,
-        process=build_process_plan(process),
+        process=build_process_plan(process, linux=linux,
+                                   config_process=config.get("process") or {}),
         seccomp=seccomp.compile_seccomp(linux.get("seccomp")),
         hostname=None, domainname=None, sysctl={}, time_offsets={}, hooks={},
         preserve_fds=preserve_fds,
@@ -189,7 +190,7 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         bind_devices=ns.is_private("user") or in_user_namespace(),  # mknod is refused there
     )
     proc = config.get("process") or {}
-    process = build_process_plan(proc)
+    process = build_process_plan(proc, linux=linux)
     if "process" in config and not process.args:
         raise ConfigError("args must not be empty", "process.args")
     return InitPlan(

@@ -81,17 +81,31 @@ class InitProcess:
                 pass  # init already failed: wait_ready() reads why
         return self.pid
 
-    def wait_ready(self, run_host_hooks) -> None:
+    def wait_ready(self, run_host_hooks, container_state) -> None:
         """Serve init's requests until it is ready (or fails). `run_host_hooks()`
-        runs prestart/createRuntime and returns the state JSON for init's hooks."""
+        runs prestart/createRuntime and returns the state JSON for init's hooks;
+        `container_state()` is the state the seccomp agent gets."""
         while True:
             msg = self._recv("container init")
             if msg["type"] == sync.READY:
                 return
             if msg["type"] == sync.HOOKS:
                 self._chan.send(sync.HOOKS_DONE, state=run_host_hooks())
+            elif msg["type"] == sync.SECCOMP:
+                self._pass_listener(msg["fd"], container_state)
             elif msg["type"] == sync.ERROR:
                 raise ContainerStartError(msg["message"], msg.get("where"))
+
+    def _pass_listener(self, fd: int, container_state) -> None:
+        """The process loaded a notify filter: copy its listener, let it go on
+        (a notified syscall now just waits for the agent), hand the copy to the agent."""
+        from pyrunc.security import seccomp_notify
+        listener = seccomp_notify.take_listener(self.pid, fd)
+        try:
+            self._chan.send(sync.SECCOMP_DONE)
+            seccomp_notify.send_listener(self.plan.seccomp, listener, self.pid, container_state())
+        finally:
+            os.close(listener)
 
     def _recv(self, who: str) -> dict:
         try:

@@ -13,10 +13,14 @@ USERNS_DONE = "userns-done"  # host -> middle
 PID = "pid"               # middle -> host: the init's pid
 HOOKS = "hooks"           # init -> host: rootfs is mounted, run prestart/createRuntime hooks
 HOOKS_DONE = "hooks-done"  # host -> init
+SECCOMP = "seccomp"       # init -> host: {"fd"}: copy my seccomp listener fd (pidfd_getfd)
+SECCOMP_DONE = "seccomp-done"  # host -> init: copied; it goes on to the agent
 READY = "ready"           # init -> host: set up, about to wait for `start`
 ERROR = "error"           # any child -> host: {"message", "where"}
 
 _MAX = 65536
+# SECCOMP as the C shim writes it (one write(2) right after the filter is loaded)
+SECCOMP_MESSAGE = '{"type": "seccomp", "fd": %d}'
 
 
 class SyncClosed(Exception):

@@ -7,13 +7,22 @@ Mirrors runc's specconv.SetupSeccomp + libcontainer/seccomp/seccomp_linux.go:
   * a rule whose action equals the default action is skipped;
   * syscall names libseccomp does not know are ignored (debug log);
   * several conditions on the same argument index become one rule per condition;
-  * more than 32 syscalls -> binary tree optimization; NO_NEW_PRIVS attr off.
+  * more than 32 syscalls -> binary tree optimization; NO_NEW_PRIVS attr off;
+  * the program libseccomp generates gets runc's -ENOSYS stub in front
+    (seccomp_bpf.py) and is loaded with seccomp(2) by pyrunc, as runc's
+    patchbpf does: SECCOMP_FILTER_FLAG_TSYNC is accepted and ignored (the
+    process is single-threaded), NEW_LISTENER is set when a rule notifies;
+  * SCMP_ACT_NOTIFY: not as default action, not for write(2) (see
+    seccomp_notify.py for the listener).
 Stricter than runc (the runtime-spec says MUST): errnoRet on an action that
-does not take an errno is an error.
+does not take an errno is an error; a notify rule without listenerPath, or
+listenerMetadata without listenerPath, is refused before anything runs.
+Beyond runc 1.5.1 with libseccomp 2.5: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+works wherever the kernel has it (pyrunc passes the flag itself).
 
-The filter context is built in the runtime before fork and survives it; the
-init hands `plan.filter` to `native.exec_tail` (loaded right before execve) or,
-without noNewPrivileges, calls `plan.load()` before dropping capabilities.
+The program is built in the runtime before fork. The init hands it to
+`native.exec_tail` (loaded right before execve) or, without noNewPrivileges or
+with a listener, calls `plan.load()` earlier.
 """
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ from pyrunc.lean.record import field, record
 
 from pyrunc import log, native
 from pyrunc.errors import ConfigError, ContainerStartError, NotSupportedError
+from pyrunc.security import seccomp_bpf
 
 
 # seccomp.h actions
@@ -46,9 +56,6 @@ def SCMP_ACT_TRACE(x: int) -> int:  # noqa: N802
 
 # filter attributes (enum scmp_filter_attr)
 SCMP_FLTATR_CTL_NNP = 3
-SCMP_FLTATR_CTL_TSYNC = 4
-SCMP_FLTATR_CTL_LOG = 6
-SCMP_FLTATR_CTL_SSB = 7
 SCMP_FLTATR_CTL_OPTIMIZE = 8
 SCMP_FLTATR_API_SYSRAWRC = 9  # libseccomp >= 2.5: report the kernel's errno, not ECANCELED
 
@@ -94,13 +101,12 @@ FLAG_TSYNC = "SECCOMP_FILTER_FLAG_TSYNC"
 FLAG_LOG = "SECCOMP_FILTER_FLAG_LOG"
 FLAG_SPEC_ALLOW = "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
 FLAG_WAIT_KILLABLE_RECV = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
-# flag -> (filter attribute, minimum libseccomp API level)
-_FLAG_ATTRS = {
-    FLAG_TSYNC: (SCMP_FLTATR_CTL_TSYNC, 2),
-    FLAG_LOG: (SCMP_FLTATR_CTL_LOG, 3),
-    FLAG_SPEC_ALLOW: (SCMP_FLTATR_CTL_SSB, 4),
-}
 FLAGS = (FLAG_TSYNC, FLAG_LOG, FLAG_SPEC_ALLOW, FLAG_WAIT_KILLABLE_RECV)
+# seccomp(2) SECCOMP_FILTER_FLAG_* bits; TSYNC is accepted but not passed (runc)
+KERNEL_FLAGS = {FLAG_TSYNC: 0, FLAG_LOG: 1 << 1, FLAG_SPEC_ALLOW: 1 << 2,
+                FLAG_WAIT_KILLABLE_RECV: 1 << 5}
+FILTER_FLAG_NEW_LISTENER = 1 << 3
+_NOTIFY_API_LEVEL = 6  # libseccomp >= 2.5 on Linux >= 5.7 (runc's minimum)
 
 _ARG_MAX = 6
 _OPTIMIZE_ABOVE = 32
@@ -123,23 +129,28 @@ class SeccompPlan:
     rules: list[SeccompRule] = field(default_factory=list)
     ignored_syscalls: list[str] = field(default_factory=list)
     flags: tuple[str, ...] = ()
+    program: bytes = b""       # what is loaded: the -ENOSYS stub + libseccomp's program
+    kernel_flags: int = 0      # SECCOMP_FILTER_FLAG_* for seccomp(2)
+    listener_path: str = ""    # set when a rule notifies
+    listener_metadata: str = ""
 
     @property
-    def handle(self):
-        """The libseccomp context, so a plan can stand in for its filter in
-        native.exec_tail(fifo_fd, plan_or_filter, ...)."""
-        return self.filter.handle
+    def notify(self) -> bool:
+        return bool(self.kernel_flags & FILTER_FLAG_NEW_LISTENER)
 
-    def load(self) -> None:
-        """Load the filter into the calling thread (needs NO_NEW_PRIVS or CAP_SYS_ADMIN)."""
+    def load(self) -> int:
+        """Load the filter into the calling thread (needs NO_NEW_PRIVS or
+        CAP_SYS_ADMIN); returns the listener fd of a notify filter, else 0."""
         try:
-            self.filter.load()
+            return native.seccomp_install(self.program, self.kernel_flags)
         except OSError as e:
-            hint = ""
-            if e.errno == errno.EACCES:
-                hint = " (needs noNewPrivileges or CAP_SYS_ADMIN)"
-            raise ContainerStartError(f"error loading seccomp filter into kernel: "
-                                      f"{os.strerror(e.errno)}{hint}", "linux.seccomp") from e
+            raise load_error(e.errno) from e
+
+
+def load_error(err: int) -> ContainerStartError:
+    hint = " (needs noNewPrivileges or CAP_SYS_ADMIN)" if err == errno.EACCES else ""
+    return ContainerStartError(f"error loading seccomp filter into kernel: "
+                               f"{os.strerror(err)}{hint}", "linux.seccomp")
 
 
 def _uint(value, where: str, maximum: int, what: str) -> int:
@@ -240,13 +251,9 @@ def compile_seccomp(seccomp: dict | None, where: str = "linux.seccomp") -> Secco
             w = f"{where}.flags[{i}]"
             if not isinstance(flag, str) or flag not in FLAGS:
                 raise ConfigError(f"unknown seccomp flag {flag!r}", w)
-            if flag not in _FLAG_ATTRS or native.seccomp_api_level() < _FLAG_ATTRS[flag][1]:
-                raise NotSupportedError(w, f"seccomp flag {flag} (with libseccomp "
-                                           f"{native.seccomp_version()} and this kernel)")
+            if flag not in supported_flags():
+                raise NotSupportedError(w, f"seccomp flag {flag} (on this kernel)")
             flags.append((flag, w))
-
-    if seccomp.get("listenerPath") or seccomp.get("listenerMetadata"):
-        raise NotSupportedError(f"{where}.listenerPath", "seccomp user notification (listenerPath)")
 
     calls = []  # (name, action, args, where)
     for i, call in enumerate(syscalls):
@@ -257,8 +264,6 @@ def compile_seccomp(seccomp: dict | None, where: str = "linux.seccomp") -> Secco
             raise ConfigError("names is required", f"{w}.names")
         names = _list(call["names"], f"{w}.names", "names")
         act_name = call.get("action")
-        if act_name == "SCMP_ACT_NOTIFY":
-            raise NotSupportedError(f"{w}.action", "SCMP_ACT_NOTIFY (seccomp user notification)")
         action = _action(act_name, call.get("errnoRet"), f"{w}.action", f"{w}.errnoRet")
         args = [_parse_arg(a, f"{w}.args[{k}]")
                 for k, a in enumerate(_list(call.get("args"), f"{w}.args", "args"))]
@@ -266,6 +271,16 @@ def compile_seccomp(seccomp: dict | None, where: str = "linux.seccomp") -> Secco
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"invalid syscall name {name!r}", f"{w}.names[{j}]")
             calls.append((name, action, args, f"{w}.names[{j}]"))
+    notify_at = next((w for _, a, _, w in calls if a == SCMP_ACT_NOTIFY), None)
+    if notify_at is not None:
+        from pyrunc.security import seccomp_notify
+        seccomp_notify.check_notify(calls, seccomp, notify_at, where)
+    elif seccomp.get("listenerMetadata") and not seccomp.get("listenerPath"):
+        raise ConfigError("listenerMetadata needs a listenerPath", f"{where}.listenerMetadata")
+    if any(f == FLAG_WAIT_KILLABLE_RECV for f, _ in flags) and notify_at is None:
+        w = next(w for f, w in flags if f == FLAG_WAIT_KILLABLE_RECV)
+        raise ConfigError(f"{FLAG_WAIT_KILLABLE_RECV} needs an SCMP_ACT_NOTIFY rule "
+                          f"(it applies to the listener)", w)
 
     # build the filter
     try:
@@ -288,23 +303,16 @@ def compile_seccomp(seccomp: dict | None, where: str = "linux.seccomp") -> Secco
             raise _libseccomp_error(e, f"adding architecture {arch}", w) from e
     if raw_flags is None:
         # runc's default: allow speculative store bypass when we can
-        if native.seccomp_api_level() >= _FLAG_ATTRS[FLAG_SPEC_ALLOW][1]:
-            try:
-                filt.set_attr(SCMP_FLTATR_CTL_SSB, 1)
-                flags_set = [FLAG_SPEC_ALLOW]
-            except OSError:
-                flags_set = []
-        else:
-            flags_set = []
+        flags_set = [FLAG_SPEC_ALLOW] if FLAG_SPEC_ALLOW in supported_flags() else []
     else:
-        flags_set = []
-        for flag, w in flags:
-            try:
-                filt.set_attr(_FLAG_ATTRS[flag][0], 1)
-            except OSError as e:
-                raise _libseccomp_error(e, f"setting flag {flag}", w) from e
-            flags_set.append(flag)
+        flags_set = [flag for flag, _ in flags]
     plan.flags = tuple(flags_set)
+    for flag in flags_set:
+        plan.kernel_flags |= KERNEL_FLAGS[flag]
+    if notify_at is not None:
+        plan.kernel_flags |= FILTER_FLAG_NEW_LISTENER
+        plan.listener_path = seccomp["listenerPath"]
+        plan.listener_metadata = seccomp.get("listenerMetadata") or ""
     if len(calls) > _OPTIMIZE_ABOVE:
         try:
             filt.set_attr(SCMP_FLTATR_CTL_OPTIMIZE, 2)
@@ -313,7 +321,24 @@ def compile_seccomp(seccomp: dict | None, where: str = "linux.seccomp") -> Secco
 
     for name, action, args, w in calls:
         _add_call(plan, name, action, args, w)
+    try:
+        program = filt.export_bpf()
+    except OSError as e:
+        raise _libseccomp_error(e, "generating the BPF program", where) from e
+    stub = []
+    if not _lets_through(default, seccomp.get("defaultErrnoRet")):
+        tokens = [native.seccomp_arch_native()] + [token for token, _, _ in archs]
+        largest = seccomp_bpf.largest_syscalls([c[0] for c in calls], tokens)
+        stub = seccomp_bpf.enosys_stub(largest)
+    plan.program = seccomp_bpf.assemble(stub) + program
     return plan
+
+
+def _lets_through(default: int, default_errno) -> bool:
+    """runc's isAllowAction (trace too: a tracer handles new syscalls itself),
+    and a default that already is ENOSYS: no stub needed."""
+    return (default in (SCMP_ACT_ALLOW, SCMP_ACT_LOG) or default & 0xFFFF0000 == SCMP_ACT_TRACE_BASE
+            or default == SCMP_ACT_ERRNO(errno.ENOSYS))
 
 
 def _add_call(plan: SeccompPlan, name: str, action: int,
@@ -357,16 +382,35 @@ def seccomp_supported() -> bool:
         return False
 
 
+_supported: list[str] | None = None
+
+
 def supported_flags() -> list[str]:
-    """Known flags that this libseccomp + kernel can set."""
-    if not seccomp_supported():
-        return []
-    level = native.seccomp_api_level()
-    return [f for f in FLAGS if f in _FLAG_ATTRS and level >= _FLAG_ATTRS[f][1]]
+    """Known flags this kernel takes (pyrunc passes them to seccomp(2) itself,
+    so libseccomp's version does not matter). WAIT_KILLABLE_RECV only comes
+    with a listener, so it is probed together with NEW_LISTENER."""
+    global _supported
+    if _supported is None:
+        _supported = []
+        if seccomp_supported():
+            for f in FLAGS:
+                bits = KERNEL_FLAGS[f]
+                if f == FLAG_WAIT_KILLABLE_RECV:
+                    bits |= FILTER_FLAG_NEW_LISTENER
+                if bits == 0 or native.seccomp_flags_known(bits):
+                    _supported.append(f)
+    return list(_supported)
+
+
+def notify_supported() -> bool:
+    """SCMP_ACT_NOTIFY: libseccomp and the kernel can make a listener."""
+    return seccomp_supported() and native.seccomp_api_level() >= _NOTIFY_API_LEVEL \
+        and native.seccomp_flags_known(FILTER_FLAG_NEW_LISTENER)
 
 
 def known_actions() -> list[str]:
-    return sorted(ACTIONS)
+    """The actions this host can use (SCMP_ACT_NOTIFY needs libseccomp API 6)."""
+    return sorted(a for a in ACTIONS if a != "SCMP_ACT_NOTIFY" or notify_supported())
 
 
 def known_operators() -> list[str]:

@@ -148,7 +148,6 @@ def test_rlimit_soft_above_hard(pyrunc, bundle):
 
 @pytest.mark.parametrize("field,value,where", [
     ("linux.intelRdt", {"closID": "x"}, "linux.intelRdt"),
-    ("linux.personality", {"domain": "LINUX32"}, "linux.personality"),
 ])
 def test_unsupported_field(pyrunc, bundle, field, value, where):
     section, name = field.split(".")

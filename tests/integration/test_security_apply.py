@@ -163,7 +163,7 @@ def test_capset_of_unheld_cap_is_a_clear_error():
 
 def _nnp_and_load(plan):
     native.prctl(native.PR_SET_NO_NEW_PRIVS, 1)
-    plan.filter.load()
+    plan.load()
 
 
 def _errno_of(fn, *args):
@@ -287,7 +287,7 @@ def test_seccomp_plan_built_before_fork_loaded_by_exec_tail(tmp_path):
 
     def child():
         native.prctl(native.PR_SET_NO_NEW_PRIVS, 1)
-        err = native.exec_tail(-1, plan, "/bin/mkdir", ["mkdir", target],
+        err = native.exec_tail(-1, (plan.program, plan.kernel_flags), "/bin/mkdir", ["mkdir", target],
                                ["PATH=/bin:/usr/bin", "LC_ALL=C"])
         return str(err)
 

@@ -1,4 +1,6 @@
 import errno
+import json
+import os
 
 import pytest
 
@@ -118,8 +120,10 @@ def test_flags():
     with pytest.raises(ConfigError) as ei:
         compile_seccomp(cfg(flags=["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_BOGUS"]))
     assert ei.value.where == "linux.seccomp.flags[1]"
-    with pytest.raises(NotSupportedError):  # needs libseccomp >= 2.6
+    assert p.kernel_flags == 2  # LOG; TSYNC is accepted and not passed (runc)
+    with pytest.raises(ConfigError) as ei:  # it applies to a listener: needs a notify rule
         compile_seccomp(cfg(flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
+    assert ei.value.where == "linux.seccomp.flags[0]"
 
 
 def test_many_syscalls_enable_optimization():
@@ -171,12 +175,54 @@ def test_errors(seccomp, where):
     assert ei.value.where == where
 
 
-def test_notify_not_supported():
-    with pytest.raises(NotSupportedError) as ei:
-        compile_seccomp(cfg([{"names": ["getcwd"], "action": "SCMP_ACT_NOTIFY"}]))
-    assert ei.value.where == "linux.seccomp.syscalls[0].action"
-    with pytest.raises(NotSupportedError):
-        compile_seccomp(cfg(listenerPath="/run/agent.sock"))
+def test_notify_needs_a_listener(tmp_path):
+    notify = [{"names": ["getcwd"], "action": "SCMP_ACT_NOTIFY"}]
+    with pytest.raises(ConfigError) as ei:
+        compile_seccomp(cfg(notify))
+    assert ei.value.where == "linux.seccomp.listenerPath"
+    with pytest.raises(ConfigError) as ei:  # the spec: MUST NOT be set without listenerPath
+        compile_seccomp(cfg(listenerMetadata="x"))
+    assert ei.value.where == "linux.seccomp.listenerMetadata"
+    # a listenerPath without a notify rule is ignored, as runc does
+    assert not compile_seccomp(cfg(listenerPath="/nonexistent")).notify
+
+
+@pytest.mark.parametrize("path,needle", [
+    ("relative.sock", "must be absolute"),
+    ("/nonexistent/agent.sock", "no such file"),
+    ("@", "invalid abstract"),
+    ("FILE", "not a socket"),
+])
+def test_bad_listener_paths(tmp_path, path, needle):
+    if path == "FILE":
+        path = str(tmp_path / "f")
+        open(path, "w").close()
+    with pytest.raises(ConfigError) as ei:
+        compile_seccomp(cfg([{"names": ["getcwd"], "action": "SCMP_ACT_NOTIFY"}],
+                            listenerPath=path))
+    assert ei.value.where == "linux.seccomp.listenerPath"
+    assert needle in ei.value.message
+
+
+def test_notify_plan(tmp_path):
+    import socket
+    path = str(tmp_path / "agent.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    try:
+        p = compile_seccomp(cfg([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+                                listenerPath=path, listenerMetadata="bar",
+                                flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
+        assert p.notify and p.listener_path == path and p.listener_metadata == "bar"
+        assert p.kernel_flags == 8 | 32   # NEW_LISTENER | WAIT_KILLABLE_RECV
+        with pytest.raises(ConfigError) as ei:  # init reports the listener with write(2)
+            compile_seccomp(cfg([{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"},
+                                 {"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}],
+                                listenerPath=path))
+        assert ei.value.where == "linux.seccomp.syscalls[1].names[1]"
+        assert compile_seccomp(cfg(listenerPath="@agent")).listener_path == ""
+    finally:
+        s.close()
 
 
 def test_features():
@@ -187,7 +233,58 @@ def test_features():
     assert sc.known_operators()[0] == "SCMP_CMP_EQ"
 
 
-def test_plan_can_stand_in_for_its_filter():
+def test_program_is_libseccomps_after_the_stub():
     p = compile_seccomp(cfg([{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]))
     assert isinstance(p.filter, native.SeccompFilter)
-    assert p.handle == p.filter.handle
+    assert p.program == p.filter.export_bpf()  # default allow: no stub
+    p = compile_seccomp({"defaultAction": "SCMP_ACT_ERRNO",
+                         "syscalls": [{"names": ["getcwd"], "action": ALLOW}]})
+    assert len(p.program) > len(p.filter.export_bpf()) and len(p.program) % 8 == 0
+    assert p.program.endswith(p.filter.export_bpf())
+
+
+def test_agent_that_never_accepts_does_not_hang(tmp_path, monkeypatch):
+    """A listener whose backlog is full: connect fails at once (EAGAIN on a
+    unix socket with a timeout, as Go's net.Dial in runc), never blocks."""
+    import socket
+    import time
+    from pyrunc.errors import ContainerStartError
+    from pyrunc.security import seccomp_notify
+    path = str(tmp_path / "agent.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(0)
+    fillers = []
+    try:
+        while True:  # fill the backlog without anyone accepting
+            c = socket.socket(socket.AF_UNIX)
+            c.setblocking(False)
+            fillers.append(c)
+            try:
+                c.connect(path)
+            except BlockingIOError:
+                break
+        monkeypatch.setattr(seccomp_notify, "CONNECT_TIMEOUT", 0.3)
+        plan = compile_seccomp(cfg([{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+                                   listenerPath=path))
+        r, w = os.pipe()
+        started = time.monotonic()
+        with pytest.raises(ContainerStartError) as ei:
+            seccomp_notify.send_listener(plan, r, 1, {"id": "x"})
+        assert time.monotonic() - started < 5
+        assert "failed to connect with seccomp agent" in ei.value.message
+        assert ei.value.where == "linux.seccomp.listenerPath"
+        os.close(r)
+        os.close(w)
+    finally:
+        for c in fillers:
+            c.close()
+        server.close()
+
+
+def test_process_state_document():
+    from pyrunc.security import seccomp_notify
+    plan = sc.SeccompPlan(None, 0, listener_metadata="m")
+    doc = json.loads(seccomp_notify.process_state(plan, 42, {"id": "c", "status": "running"}))
+    assert doc == {"ociVersion": doc["ociVersion"], "fds": ["seccompFd"], "pid": 42,
+                   "metadata": "m", "state": {"id": "c", "status": "running"}}
