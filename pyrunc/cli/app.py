@@ -1,60 +1,74 @@
-"""The command line: click commands only. Each parses its flags, calls one
-operation of the Python API, prints, and maps errors to exit codes."""
+"""The command line: click commands, the one declaration of every command and
+flag. Each parses its flags, calls one operation, prints, and maps errors to
+exit codes. The hot commands (HotCommand) only call their click-free body in
+commands.py, which the fast path in __init__.py calls too, from tables
+fastgen.py generates from these declarations; that module's docstring says
+how to add a flag."""
 import json
 import os
 import sys
 
 import click
 
-from pyrunc import SPEC_VERSION, __version__, log
+from pyrunc import SPEC_VERSION, __version__
 from pyrunc.cli import commands
 from pyrunc.errors import PyruncError
 
-# runc's parser accepts one or two dashes on long flags (go-runc sends
-# `-no-subreaper`): these are normalised to two before click parses.
-_LONG_FLAGS = {
-    "root", "log", "log-format", "debug", "systemd-cgroup", "rootless", "criu", "version", "help",
-    "bundle", "pid-file", "console-socket", "no-pivot", "no-new-keyring", "preserve-fds",
-    "detach", "keep", "no-subreaper", "force", "all", "format", "quiet",
-    "process", "tty", "cwd", "env", "user", "additional-gids", "cap", "no-new-privs",
-    "apparmor", "process-label", "ignore-paused",
-}
-_GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
-# subcommand flags that take a value (so the value is not taken for the container id)
-_WITH_VALUE = {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds", "--format",
-               "-f", "--process", "-p", "--cwd", "--env", "-e", "--user", "-u",
-               "--additional-gids", "-g", "--cap", "-c", "--apparmor", "--process-label"}
+HELP = ("-h", "--help")
+
+
+class HotCommand(click.Command):
+    """A command the click-free fast path takes too (pyrunc/cli/__init__.py):
+    its callback only calls the body of the same name in pyrunc.cli.commands,
+    with root and its parameters, and fastgen.py turns its declaration here
+    into the fast path's tables."""
+
+
+def spellings(param: click.Parameter) -> list[str]:
+    """How an option may be written. runc's parser (Go's flag package) takes
+    one or two dashes on long flags, and go-runc sends `-no-subreaper`, so a
+    long `--name` may also be written `-name` (normalise_argv maps it back)."""
+    opts = param.opts + param.secondary_opts
+    return opts + ["-" + o[2:] for o in opts if o.startswith("--") and len(o) > 3]
+
+
+def options(command: click.Command) -> dict[str, click.Option]:
+    """Every spelling of the options `command` takes, --help included."""
+    found = {spelling: param for param in command.params if isinstance(param, click.Option)
+             for spelling in spellings(param)}
+    for name in HELP:
+        found[name] = found["-" + name.lstrip("-")] = None  # (no value)
+    return found
 
 
 def normalise_argv(argv: list[str]) -> list[str]:
-    """`-flag` → `--flag` for known long flags, up to the first positional
-    argument after the subcommand (later ones belong to the container)."""
-    out, seen_command, expect_value = [], False, False
-    for i, arg in enumerate(argv):
-        if expect_value:
-            out.append(arg)
-            expect_value = False
-            continue
+    """`-flag` → `--flag` for the long flags of the group, then of the
+    command, up to the first positional argument after the command (later
+    ones belong to the container)."""
+    out, command = [], cli
+    known = options(cli)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
         if arg == "--":
-            return out + argv[i:]
-        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
-            if arg[1:].split("=", 1)[0] in _LONG_FLAGS:
-                arg = "-" + arg
+            return out + argv[i - 1:]
         if arg.startswith("-"):
-            if arg in (_WITH_VALUE if seen_command else _GLOBAL_WITH_VALUE):
-                expect_value = True
+            name, eq, value = arg.partition("=")
+            if len(name) > 2 and not name.startswith("--") and name in known:
+                arg = "-" + arg
+            param = known.get(name)
             out.append(arg)
+            if not eq and param is not None and not param.is_flag and i < len(argv):
+                out.append(argv[i])  # its value, even if it looks like a flag
+                i += 1
             continue
         out.append(arg)
-        if seen_command:
-            return out + argv[i + 1:]
-        seen_command = True
+        if command is not cli or arg not in cli.commands:
+            return out + argv[i:]
+        command = cli.commands[arg]
+        known = options(command)
     return out
-
-
-class Ctx:
-    def __init__(self, root: str | None):
-        self.root = root
 
 
 def _version_text() -> str:
@@ -77,7 +91,7 @@ def _print_version(ctx, _param, value):
         ctx.exit(0)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": list(HELP)})
 @click.option("--root", default=None, help="state directory (default /run/pyrunc)")
 @click.option("--log", "log_path", default=None, help="log file (default stderr)")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
@@ -88,27 +102,12 @@ def _print_version(ctx, _param, value):
 @click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version, help="print the version")
 @click.pass_context
-def cli(ctx, root, log_path, log_format, debug, systemd_cgroup, rootless, criu):
+def cli(ctx, **global_flags):
     """pyrunc: a runc-compatible OCI container runtime."""
-    log.configure(log_path, log_format, debug)
-    if systemd_cgroup:
-        raise PyruncError("--systemd-cgroup is not supported by pyrunc yet")
-    from pyrunc.container import rootless as rootless_mode
-    rootless_mode.set_mode(rootless)
-    ctx.obj = Ctx(root)
+    ctx.obj = commands.configure(**global_flags)  # the root, for the commands
 
 
-def _root(ctx) -> str:
-    from pyrunc.container.state import default_root
-    return ctx.obj.root or default_root()
-
-
-def _load(ctx, container_id: str):
-    from pyrunc.container.lifecycle import Container
-    return Container.load(container_id, _root(ctx))
-
-
-@cli.command()
+@cli.command(cls=HotCommand)
 @click.option("-b", "--bundle", default=".", help="path to the bundle")
 @click.option("--pid-file", default=None)
 @click.option("--console-socket", default=None)
@@ -116,23 +115,21 @@ def _load(ctx, container_id: str):
 @click.option("--no-new-keyring", is_flag=True)
 @click.option("--preserve-fds", type=int, default=0)
 @click.argument("container_id")
-@click.pass_context
-def create(ctx, bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds,
-           container_id):
+@click.pass_obj
+def create(root, **params):
     """Create a container (its process waits for `start`)."""
-    commands.create(_root(ctx), container_id, bundle, pid_file, console_socket, no_pivot,
-                    no_new_keyring, preserve_fds)
+    return commands.create(root, **params)
 
 
-@cli.command()
+@cli.command(cls=HotCommand)
 @click.argument("container_id")
-@click.pass_context
-def start(ctx, container_id):
+@click.pass_obj
+def start(root, **params):
     """Start the user process of a created container."""
-    commands.start(_root(ctx), container_id)
+    return commands.start(root, **params)
 
 
-@cli.command()
+@cli.command(cls=HotCommand)
 @click.option("-b", "--bundle", default=".")
 @click.option("--pid-file", default=None)
 @click.option("--console-socket", default=None)
@@ -143,52 +140,47 @@ def start(ctx, container_id):
 @click.option("--no-new-keyring", is_flag=True)
 @click.option("--preserve-fds", type=int, default=0)
 @click.argument("container_id")
-@click.pass_context
-def run(ctx, bundle, pid_file, console_socket, detach, keep, no_subreaper, no_pivot,
-        no_new_keyring, preserve_fds, container_id):
+@click.pass_obj
+def run(root, **params):
     """Create and start a container; wait for it unless --detach."""
-    code = commands.run(_root(ctx), container_id, bundle, detach=detach, keep=keep,
-                        no_subreaper=no_subreaper, pid_file=pid_file,
-                        console_socket=console_socket, no_pivot=no_pivot,
-                        no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
-    ctx.exit(code)
+    return commands.run(root, **params)
 
 
-@cli.command()
+@cli.command(cls=HotCommand)
 @click.argument("container_id")
-@click.pass_context
-def state(ctx, container_id):
+@click.pass_obj
+def state(root, **params):
     """Print the state of a container as JSON."""
-    commands.state(_root(ctx), container_id)
+    return commands.state(root, **params)
 
 
-@cli.command(context_settings={"allow_interspersed_args": False})
+@cli.command(cls=HotCommand, context_settings={"allow_interspersed_args": False})
 @click.option("-a", "--all", "all_processes", is_flag=True, hidden=True)
 @click.argument("container_id")
 @click.argument("signal_name", default="SIGTERM")
-@click.pass_context
-def kill(ctx, all_processes, container_id, signal_name):
+@click.pass_obj
+def kill(root, **params):
     """Send a signal (default SIGTERM) to the container's init."""
-    commands.kill(_root(ctx), container_id, signal_name, all_processes)
+    return commands.kill(root, **params)
 
 
-@cli.command()
+@cli.command(cls=HotCommand)
 @click.option("-f", "--force", is_flag=True, help="kill the container first if it runs")
 @click.argument("container_id")
-@click.pass_context
-def delete(ctx, force, container_id):
+@click.pass_obj
+def delete(root, **params):
     """Delete a container and everything create made for it."""
-    commands.delete(_root(ctx), container_id, force)
+    return commands.delete(root, **params)
 
 
 @cli.command(name="list")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("-q", "--quiet", is_flag=True, help="print only the ids")
-@click.pass_context
-def list_(ctx, fmt, quiet):
+@click.pass_obj
+def list_(root, fmt, quiet):
     """List the containers under --root."""
     from pyrunc.container.listing import list_containers, format_table
-    items = list_containers(_root(ctx))
+    items = list_containers(root)
     if quiet:
         for item in items:
             click.echo(item["id"])
@@ -198,7 +190,7 @@ def list_(ctx, fmt, quiet):
         click.echo(format_table(items), nl=False)
 
 
-@cli.command(name="exec", context_settings={"allow_interspersed_args": False})
+@cli.command(name="exec", cls=HotCommand, context_settings={"allow_interspersed_args": False})
 @click.option("-p", "--process", "process_file", default=None, help="process.json to run")
 @click.option("-d", "--detach", is_flag=True)
 @click.option("--pid-file", default=None)
@@ -216,30 +208,10 @@ def list_(ctx, fmt, quiet):
 @click.option("--ignore-paused", is_flag=True)
 @click.argument("container_id")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def exec_(ctx, process_file, detach, pid_file, console_socket, tty, cwd, env, user,
-          additional_gids, caps, no_new_privs, apparmor, process_label, preserve_fds,
-          ignore_paused, container_id, args):
+@click.pass_obj
+def exec_(root, **params):
     """Run a process inside a running container."""
-    from pyrunc.container.exec import ExecError, exec_process, process_from_flags
-    if process_file:
-        code = commands.exec_process_file(_root(ctx), container_id, process_file, detach,
-                                          pid_file, console_socket, preserve_fds, ignore_paused)
-        ctx.exit(code)
-    try:
-        container = _load(ctx, container_id)
-        process = process_from_flags(
-            container.state.config, list(args), env=env, cwd=cwd, user=user,
-            additional_gids=additional_gids, caps=caps, no_new_privs=no_new_privs,
-            tty=tty, apparmor=apparmor, process_label=process_label)
-        code = exec_process(container, process, detach=detach, pid_file=pid_file,
-                            preserve_fds=preserve_fds, ignore_paused=ignore_paused,
-                            console_socket=console_socket)
-    except ExecError:
-        raise
-    except PyruncError as e:
-        raise ExecError(str(e)) from None
-    ctx.exit(code)
+    return commands.exec_(root, **params)
 
 
 @cli.command()
@@ -273,7 +245,8 @@ _register_more_commands()
 
 def main(argv: list[str]) -> int:
     try:
-        # without standalone mode click returns ctx.exit()'s code instead of raising
+        # without standalone mode click returns the callback's value (a body's
+        # exit code) or ctx.exit()'s code instead of raising
         rc = cli.main(args=normalise_argv(argv), prog_name="pyrunc", standalone_mode=False)
         return rc if isinstance(rc, int) else 0
     except click.exceptions.Exit as e:

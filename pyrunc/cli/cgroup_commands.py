@@ -4,14 +4,9 @@ and prints what runc prints."""
 import click
 
 
-def _root(ctx) -> str:
-    from pyrunc.container.state import default_root
-    return ctx.obj.root or default_root()
-
-
 def _load(ctx, container_id: str):
     from pyrunc.container.lifecycle import Container
-    return Container.load(container_id, _root(ctx))
+    return Container.load(container_id, ctx.obj)  # ctx.obj: the root (app.cli)
 
 
 @click.command()

@@ -1,11 +1,32 @@
-"""The hot commands' bodies (state, start, kill, delete), shared by the click
-CLI and the fast path in pyrunc/cli/__init__.py, plus the one mapping from
-exceptions to a printed line and an exit code."""
+"""The bodies of the hot commands (state, start, kill, delete, create, run,
+exec) and of the global flags, click-free, plus the one mapping from
+exceptions to a printed line and an exit code.
+
+Both parsers call these with the same arguments: the click CLI (app.py, the
+one declaration of every flag, whose hot commands' callbacks call the body of
+the same name here) and the fast path (pyrunc/cli/__init__.py, whose tables
+fastgen.py generates from those declarations). So each body takes exactly its
+click command's parameters, by their click names, and has no defaults of its
+own (click's are the only ones)."""
 import sys
 
 from pyrunc import log
 from pyrunc.lean import fastjson
 from pyrunc.errors import ContainerNotFound, PyruncError
+
+
+def configure(root, log_path, log_format, debug, systemd_cgroup, rootless, criu) -> str:
+    """Apply the global flags (process-wide settings); returns the state root."""
+    log.configure(log_path, log_format, debug)
+    if systemd_cgroup:
+        raise PyruncError("--systemd-cgroup is not supported by pyrunc yet")
+    if rootless != "auto":  # auto is the default mode: no import for it
+        from pyrunc.container import rootless as rootless_mode
+        rootless_mode.set_mode(rootless)
+    if root is None:
+        from pyrunc.container.state import default_root
+        root = default_root()
+    return root
 
 
 def state(root: str, container_id: str) -> None:
@@ -19,15 +40,14 @@ def start(root: str, container_id: str) -> None:
     Container.load(container_id, root).start()
 
 
-def kill(root: str, container_id: str, signal_name: str = "SIGTERM",
-         all_processes: bool = False) -> None:
+def kill(root: str, container_id: str, signal_name: str, all_processes: bool) -> None:
     from pyrunc.container.lifecycle import Container
     from pyrunc.lean.signals import parse_signal
     sig = parse_signal(signal_name)
     Container.load(container_id, root).kill(sig, all_processes=all_processes)
 
 
-def delete(root: str, container_id: str, force: bool = False) -> None:
+def delete(root: str, container_id: str, force: bool) -> None:
     from pyrunc.container.lifecycle import Container
     from pyrunc.container.state import StateDir
     try:
@@ -40,8 +60,8 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
     container.delete(force=force)
 
 
-def create(root: str, container_id: str, bundle: str = ".", pid_file=None,
-           console_socket=None, no_pivot=False, no_new_keyring=False, preserve_fds=0) -> None:
+def create(root: str, container_id: str, bundle: str, pid_file, console_socket, no_pivot,
+           no_new_keyring, preserve_fds) -> None:
     from pyrunc.container.lifecycle import Container
     with failure_prefix("pyrunc create failed: "):
         Container.create(container_id, bundle, root=root, pid_file=pid_file,
@@ -49,24 +69,35 @@ def create(root: str, container_id: str, bundle: str = ".", pid_file=None,
                          no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
 
 
-def run(root: str, container_id: str, bundle: str = ".", detach=False, keep=False,
-        no_subreaper=False, **create_options) -> int:
+def run(root: str, container_id: str, bundle: str, detach, keep, no_subreaper,
+        **create_options) -> int:
     from pyrunc.container.run import run_container
     with failure_prefix("pyrunc run failed: "):
         return run_container(container_id, bundle, root, detach=detach, keep=keep,
                              subreaper=not no_subreaper, **create_options)
 
 
-def exec_process_file(root: str, container_id: str, process_file: str, detach=False,
-                      pid_file=None, console_socket=None, preserve_fds=0,
-                      ignore_paused=False) -> int:
-    """`exec --process FILE` (how containerd and conmon call exec)."""
-    from pyrunc.container.exec import ExecError, exec_process, load_process_file
+def exec_(root: str, container_id: str, args: tuple, process_file, detach, pid_file,
+          console_socket, tty, cwd, env, user, additional_gids, caps, no_new_privs, apparmor,
+          process_label, preserve_fds, ignore_paused) -> int:
+    """`exec`: the process from --process FILE (how containerd and conmon call
+    it; the flags that describe a process are then ignored, as runc does), or
+    from the container's config, those flags and the command line after the id."""
+    from pyrunc.container.exec import ExecError, exec_process, load_process_file, \
+        process_from_flags
     from pyrunc.container.lifecycle import Container
     try:
-        return exec_process(Container.load(container_id, root), load_process_file(process_file),
-                            detach=detach, pid_file=pid_file, preserve_fds=preserve_fds,
-                            ignore_paused=ignore_paused, console_socket=console_socket)
+        container = Container.load(container_id, root)
+        if process_file:
+            process = load_process_file(process_file)
+        else:
+            process = process_from_flags(
+                container.state.config, list(args), env=env, cwd=cwd, user=user,
+                additional_gids=additional_gids, caps=caps, no_new_privs=no_new_privs,
+                tty=tty, apparmor=apparmor, process_label=process_label)
+        return exec_process(container, process, detach=detach, pid_file=pid_file,
+                            preserve_fds=preserve_fds, ignore_paused=ignore_paused,
+                            console_socket=console_socket)
     except ExecError:
         raise
     except PyruncError as e:  # exec reports every runtime failure with 255
