@@ -7,6 +7,7 @@ import os
 
 from pyrunc import SPEC_VERSION
 from pyrunc.container import rootless, state as st
+from pyrunc.errors import PyruncError
 from pyrunc.lean.procfs import process_start_time
 from pyrunc.process import terminal
 from pyrunc.cgroups import warmup
@@ -52,6 +53,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     console = None
     init = InitProcess(plan)
     fifo_fd = -1
+    moved = None
     state = st.ContainerState(
         id=container_id, bundle=bundle, rootfs=plan.rootfs.rootfs, created=st.now_rfc3339(),
         oci_version=config.get("ociVersion", SPEC_VERSION),
@@ -81,6 +83,14 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         cgroup.apply_devices(device_rules)
         cgroup.apply_resources(creating=True)
         state.pid = init.spawn(attributes.placing_init(cgroup.add_process))
+        if plan.net_devices:  # before any hook runs (runc moves them before init goes on)
+            from pyrunc.process import netdevices
+            try:
+                moved = netdevices.move(plan.net_devices, state.pid)
+            except PyruncError:
+                if process_start_time(state.pid) is None:  # init failed first: say why
+                    init.wait_ready(dict, dict)
+                raise
         cgroup.apply_pending()      # pids limits below middle+init, now init is alone
         state.init_start_time = process_start_time(state.pid) or 0
 
@@ -96,11 +106,15 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             st.write_atomic(os.path.abspath(pid_file), str(state.pid))
     except BaseException:
         steps = [init.kill, cgroup.destroy, state_dir.remove]
+        if moved is not None:  # while the container's network namespace still exists
+            steps.insert(0, lambda: netdevices.restore(moved))
         if state.host_mounts_baseline is not None:
             steps.insert(1, lambda: hostmounts.unmount_new(state.rootfs, state.host_mounts_baseline))
         _undo(*steps)
         raise
     finally:
+        if moved is not None:
+            moved.close()
         init.close()
         close_idmapped_mounts(plan)
         if console is not None:

@@ -2,7 +2,7 @@
 document (features.md). Callers generate configs from it, so it advertises
 only what works."""
 from pyrunc import SPEC_VERSION, __version__
-from pyrunc.process import attributes
+from pyrunc.process import attributes, netdevices
 from pyrunc.process.hooks import KINDS
 from pyrunc.process.namespaces import FLAGS
 from pyrunc.rootfs import mounts
@@ -39,6 +39,7 @@ def features() -> dict:
             "intelRdt": {"enabled": False},
             "memoryPolicy": attributes.memory_policy_features(),
             "mountExtensions": {"idmap": {"enabled": idmap_supported()}},
+            "netDevices": {"enabled": netdevices.supported()},
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",

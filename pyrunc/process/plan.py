@@ -7,6 +7,7 @@ from pyrunc.lean.record import field, record
 from pyrunc.errors import ConfigError, NotSupportedError
 from pyrunc.process.attributes import Attributes, parse as parse_attributes
 from pyrunc.process.namespaces import Namespaces, parse_namespaces
+from pyrunc.process.netdevices import parse_net_devices
 from pyrunc.rootfs.devices import parse_devices
 from pyrunc.rootfs.mounts import parse_mount
 from pyrunc.rootfs.setup import RootfsPlan, parse_propagation
@@ -15,7 +16,7 @@ from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
 
 # config fields pyrunc does not implement yet: refused, never silently ignored
 _UNSUPPORTED = {
-    "linux": ("intelRdt", "netDevices"),
+    "linux": ("intelRdt",),
 }
 
 
@@ -54,6 +55,7 @@ class InitPlan:
     extra_fds: list = field(default_factory=list)   # fds init must keep (console socket…)
     hook_state: dict = field(default_factory=dict)  # state JSON for init's own hooks
     console_fd: int = -1                  # connected console socket (process.terminal)
+    net_devices: list = field(default_factory=list)  # linux.netDevices (moved by the host)
 
     @property
     def needs_hooks_sync(self) -> bool:
@@ -206,4 +208,5 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         hooks=dict(config.get("hooks") or {}),
         preserve_fds=preserve_fds,
         no_new_keyring=no_new_keyring,
+        net_devices=parse_net_devices(linux.get("netDevices"), ns.is_private("network")),
     )
