@@ -4,19 +4,18 @@
   (ctr has no named runtimes: `--runtime` is a shim name, the binary is an option);
 * the CRI plugin's named runtime `pyrunc` (runtime_type io.containerd.runc.v2 + options
   BinaryName/Root in config.toml): what a Kubernetes RuntimeClass `handler: pyrunc`
-  selects. Driven by a minimal CRI client below (gRPC over HTTP/2 on the unix socket).
+  selects. Driven through the CRI client in cri.py (grpcio), as kubelet drives it.
 """
 import base64
 import json
 import os
 import signal
-import socket
-import struct
 import time
 
 import pytest
 
 from clientlib import IMAGE, ok, pids_mentioning, proc_cmdline, pty_run, run, wait_for
+from cri import CRI, CRIError, runc_options
 
 pytestmark = pytest.mark.clients
 
@@ -151,9 +150,9 @@ def test_runtime_options_binaryname_recorded(containerd):
         assert info["Runtime"]["Name"] == "io.containerd.runc.v2"
         opts = info["Runtime"]["Options"]  # an Any: runc v2 shim options (protobuf)
         assert opts["type_url"] == "containerd.runc.v1.Options", opts
-        fields = pb_decode(base64.b64decode(opts["value"]))
-        assert fields[6] == [ctd.pyrunc.encode()], fields           # binary_name = 6
-        assert fields[7] == [str(ctd.runc_root).encode()], fields   # root = 7
+        options = runc_options.Options.FromString(base64.b64decode(opts["value"]))
+        assert options.binary_name == ctd.pyrunc, options
+        assert options.root == str(ctd.runc_root), options
         listed = ok(run([ctd.pyrunc, "--root", ctd.runc_root / "default", "list", "-q"]))
         assert cid in listed.split()
     finally:
@@ -161,134 +160,6 @@ def test_runtime_options_binaryname_recorded(containerd):
 
 
 # --- CRI: the named runtime `pyrunc` from config.toml ----------------------------------
-
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def pb(fields) -> bytes:
-    """Protobuf encoding of [(field number, value)]: int -> varint, str/bytes -> bytes,
-    list -> nested message, dict -> map<string, string>."""
-    out = bytearray()
-    for num, val in fields:
-        if val is None:
-            continue
-        if isinstance(val, dict):
-            for k, v in val.items():
-                ent = pb([(1, k), (2, v)])
-                out += _varint(num << 3 | 2) + _varint(len(ent)) + ent
-            continue
-        if isinstance(val, int):
-            out += _varint(num << 3) + _varint(val)
-            continue
-        data = val.encode() if isinstance(val, str) else pb(val) if isinstance(val, list) else val
-        out += _varint(num << 3 | 2) + _varint(len(data)) + data
-    return bytes(out)
-
-
-def pb_decode(data: bytes) -> dict:
-    res, i = {}, 0
-
-    def varint():
-        nonlocal i
-        n = shift = 0
-        while True:
-            c = data[i]
-            i += 1
-            n |= (c & 0x7F) << shift
-            shift += 7
-            if not c & 0x80:
-                return n
-    while i < len(data):
-        key = varint()
-        wt = key & 7
-        if wt == 0:
-            v = varint()
-        elif wt == 2:
-            ln = varint()
-            v, i = data[i:i + ln], i + ln
-        elif wt in (1, 5):
-            ln = 8 if wt == 1 else 4
-            v, i = data[i:i + ln], i + ln
-        else:
-            raise ValueError(f"protobuf wire type {wt}")
-        res.setdefault(key >> 3, []).append(v)
-    return res
-
-
-class CRIError(Exception):
-    pass
-
-
-def _h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
-
-
-def _hpack_str(s: str) -> bytes:
-    b = s.encode()
-    assert len(b) < 127
-    return bytes([len(b)]) + b
-
-
-def cri_call(sock, method: str, request: bytes, timeout=60) -> dict:
-    """One unary gRPC call (HTTP/2, no TLS, one stream). Returns the decoded response;
-    a failed call has no message (the reason is in containerd's log)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(str(sock))
-    try:
-        headers = (b"\x83\x86"                                   # :method POST, :scheme http
-                   + b"\x04" + _hpack_str(method)                # :path
-                   + b"\x01" + _hpack_str("localhost")           # :authority
-                   + b"\x0f\x10" + _hpack_str("application/grpc")  # content-type
-                   + b"\x00" + _hpack_str("te") + _hpack_str("trailers"))
-        msg = b"\x00" + struct.pack(">I", len(request)) + request
-        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0, b"")
-                  + _h2_frame(1, 4, 1, headers) + _h2_frame(0, 1, 1, msg))
-        buf, body, ended = b"", b"", False
-        while not ended:
-            while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise CRIError(f"{method}: connection closed")
-                buf += chunk
-            ln = int.from_bytes(buf[:3], "big")
-            ftype, flags = buf[3], buf[4]
-            stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
-            payload, buf = buf[9:9 + ln], buf[9 + ln:]
-            if ftype == 4 and not flags & 1:              # SETTINGS -> ack
-                s.sendall(_h2_frame(4, 1, 0, b""))
-            elif ftype == 6 and not flags & 1:            # PING -> pong
-                s.sendall(_h2_frame(6, 1, 0, payload))
-            elif ftype == 7:
-                raise CRIError(f"{method}: GOAWAY")
-            elif stream == 1 and ftype == 0:              # DATA
-                if flags & 8:
-                    payload = payload[1:len(payload) - payload[0]]
-                body += payload
-                if payload:
-                    inc = struct.pack(">I", len(payload))
-                    s.sendall(_h2_frame(8, 0, 0, inc) + _h2_frame(8, 0, 1, inc))
-                ended = bool(flags & 1)
-            elif stream == 1 and ftype == 1:              # HEADERS / trailers
-                ended = bool(flags & 1)
-            elif stream == 1 and ftype == 3:
-                raise CRIError(f"{method}: stream reset")
-        if len(body) < 5:
-            raise CRIError(f"{method} failed")
-        return pb_decode(body[5:5 + struct.unpack(">I", body[1:5])[0]])
-    finally:
-        s.close()
-
-
-RS = "/runtime.v1.RuntimeService/"
-
 
 def test_cri_runtime_handler_uses_binaryname(containerd, images):
     """config.toml: [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc]
@@ -298,44 +169,40 @@ def test_cri_runtime_handler_uses_binaryname(containerd, images):
     if not ctd.plugin_ok("cri"):
         pytest.skip("containerd's CRI plugin did not load here: "
                     + ctd.ctr("plugins", "ls").stdout[-300:])
+    k8s_root = ctd.cri_root / "k8s.io"
+    with CRI(ctd.sock) as cri:
+        assert cri.version().runtime_name == "containerd"
+        with cri.pod("pyrunc-pod", handler="pyrunc") as pod:
+            ctd.ids.add(pod.id)
+            cid = cri.create_container(pod, "box", IMAGE, ["sleep"], ["1000"])
+            ctd.ids.add(cid)
+            try:
+                cri.start(cid)
+                res = cri.exec_sync(cid, ["sh", "-c", "echo via-cri; exit 3"])
+                assert (res.stdout, res.exit_code) == (b"via-cri\n", 3), res
+                # proof that pyrunc (BinaryName) ran both: they are in its state under Root
+                listed = ok(run([ctd.pyrunc, "--root", k8s_root, "list", "-q"])).split()
+                assert pod.id in listed and cid in listed, listed
+                state = json.loads(ok(run([ctd.pyrunc, "--root", k8s_root, "state", cid])))
+                assert state["status"] == "running"
+                status = cri.status(cid, verbose=True)
+                assert status.status.state == cri.api.CONTAINER_RUNNING
+                assert json.loads(status.info["info"])["pid"] == state["pid"]
+                cri.stop(cid, timeout=2)
+                assert cri.status(cid).status.state == cri.api.CONTAINER_EXITED
+            finally:
+                cri.remove(cid)
+            assert [c.id for c in cri.containers(pod)] == []
+    assert ok(run([ctd.pyrunc, "--root", k8s_root, "list", "-q"])).split() == []
 
-    def call(method, req):
-        try:
-            return cri_call(ctd.sock, RS + method, pb(req))
-        except CRIError as e:
-            errs = [ln for ln in ctd.log_tail(40).splitlines() if "level=error" in ln]
-            raise AssertionError(f"{e}; containerd log: {errs[-2:]}") from None
 
-    version = call("Version", [(1, "v1")])
-    assert version[2] == [b"containerd"], version
-    meta = [(1, "pyrunc-pod"), (2, "uid-pyrunc-pod"), (3, "default"), (4, 0)]
-    # host network (no CNI here): kubelet sends no hostname then (no UTS namespace)
-    pod = [(1, meta), (8, [(2, [(1, [(1, 2), (2, 1), (3, 0)])])])]
-    sb = call("RunPodSandbox", [(1, pod), (2, "pyrunc")])[1][0].decode()
-    ctd.ids.add(sb)
-    cid = None
-    try:
-        cfg = [(1, [(1, "box"), (2, 0)]), (2, [(1, IMAGE)]), (3, "sleep"), (4, "1000")]
-        cid = call("CreateContainer", [(1, sb), (2, cfg), (3, pod)])[1][0].decode()
-        ctd.ids.add(cid)
-        call("StartContainer", [(1, cid)])
-        res = call("ExecSync", [(1, cid), (2, "sh"), (2, "-c"), (2, "echo via-cri; exit 3"),
-                                (3, 20)])
-        assert res[1] == [b"via-cri\n"] and res.get(3) == [3], res
-        # proof that pyrunc (BinaryName) ran both: they are in pyrunc's state under Root
-        listed = ok(run([ctd.pyrunc, "--root", ctd.cri_root / "k8s.io", "list", "-q"])).split()
-        assert sb in listed and cid in listed, listed
-        state = json.loads(ok(run([ctd.pyrunc, "--root", ctd.cri_root / "k8s.io", "state", cid])))
-        assert state["status"] == "running"
-        call("StopContainer", [(1, cid), (2, 2)])
-        call("RemoveContainer", [(1, cid)])
-        cid = None
-    finally:
-        if cid:
-            call("RemoveContainer", [(1, cid)])
-        call("StopPodSandbox", [(1, sb)])
-        call("RemovePodSandbox", [(1, sb)])
-    assert ok(run([ctd.pyrunc, "--root", ctd.cri_root / "k8s.io", "list", "-q"])).split() == []
+def test_cri_errors_carry_the_runtimes_message(containerd):
+    """A pod on an unknown runtime handler fails with containerd's reason (over gRPC)."""
+    if not containerd.plugin_ok("cri"):
+        pytest.skip("containerd's CRI plugin did not load here")
+    with CRI(containerd.sock) as cri, pytest.raises(CRIError) as exc:
+        cri.run_pod("no-such-handler", handler="nope")
+    assert "nope" in str(exc.value), exc.value
 
 
 def test_features_as_clients_read_it(containerd):
