@@ -45,16 +45,13 @@ def _load(ctx, container_id: str):
 def update(ctx, resources, l3_cache_schema, mem_bw_schema, container_id, **flags):
     """Update container resource constraints."""
     from pyrunc.container import cgroup_ops
-    from pyrunc.errors import PyruncError
-    if l3_cache_schema:
-        raise PyruncError("Intel RDT/CAT: l3 cache schema is not supported by pyrunc")
-    if mem_bw_schema:
-        raise PyruncError("Intel RDT/MBA: memory bandwidth schema is not supported by pyrunc")
     container = _load(ctx, container_id)
     if resources:
         r = cgroup_ops.load_resources(resources)
     else:
         r = cgroup_ops.resources_from_flags(**flags)
+    if l3_cache_schema or mem_bw_schema:
+        cgroup_ops.update_intel_rdt(container, l3_cache_schema, mem_bw_schema)
     cgroup_ops.update(container, r)
 
 

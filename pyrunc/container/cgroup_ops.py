@@ -368,3 +368,15 @@ def _finished(container, cgroup) -> bool:
     if not os.path.isdir(cgroup.path):
         return True
     return not container.state.init_alive() and not cgroup.all_processes()
+
+
+def update_intel_rdt(container, l3_cache_schema: str, mem_bw_schema: str) -> None:
+    """`update --l3-cache-schema/--mem-bw-schema` (runc's rules): the group's
+    schemata file is rewritten; the saved config follows with the next save."""
+    from pyrunc.cgroups import resctrl
+    rdt = (container.state.config.get("linux") or {}).get("intelRdt")
+    resctrl.update_schemata(container.state.intel_rdt, rdt, l3_cache_schema, mem_bw_schema)
+    if l3_cache_schema:
+        rdt["l3CacheSchema"] = l3_cache_schema
+    if mem_bw_schema:
+        rdt["memBwSchema"] = mem_bw_schema

@@ -10,7 +10,7 @@ from pyrunc.container import rootless, state as st
 from pyrunc.errors import PyruncError
 from pyrunc.lean.procfs import process_start_time
 from pyrunc.process import terminal
-from pyrunc.cgroups import warmup
+from pyrunc.cgroups import resctrl, warmup
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.cgroups.manager import CgroupManager, new_manager
 from pyrunc.process import attributes
@@ -92,6 +92,8 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
                     init.wait_ready(dict, dict)
                 raise
         cgroup.apply_pending()      # pids limits below middle+init, now init is alone
+        if plan.intel_rdt is not None:  # after the cgroup, as runc
+            state.intel_rdt = resctrl.apply(plan.intel_rdt, state.pid)
         state.init_start_time = process_start_time(state.pid) or 0
 
         def host_hooks() -> dict:
@@ -105,7 +107,8 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         if pid_file:
             st.write_atomic(os.path.abspath(pid_file), str(state.pid))
     except BaseException:
-        steps = [init.kill, cgroup.destroy, state_dir.remove]
+        steps = [init.kill, cgroup.destroy, lambda: resctrl.destroy(state.intel_rdt),
+                 state_dir.remove]
         if moved is not None:  # while the container's network namespace still exists
             steps.insert(0, lambda: netdevices.restore(moved))
         if state.host_mounts_baseline is not None:

@@ -58,8 +58,14 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         plan.console_fd = console.fileno()
         plan.extra_fds.append(console.fileno())
     proc = InitProcess(plan, entry="exec")
-    place = attributes.placing_exec(plan.process.attributes,
-                                    cgroup.add_process if cgroup is not None else (lambda pid: None))
+    def place_in_groups(pid: int) -> None:
+        if cgroup is not None:
+            cgroup.add_process(pid)
+        if container.state.intel_rdt:
+            from pyrunc.cgroups import resctrl
+            resctrl.add_exec_task(container.state.intel_rdt, pid)
+
+    place = attributes.placing_exec(plan.process.attributes, place_in_groups)
     try:
         pid = proc.spawn(place)
         proc.wait_ready(lambda: {}, lambda: st.hook_state(container.state, "running"))

@@ -2,6 +2,7 @@
 document (features.md). Callers generate configs from it, so it advertises
 only what works."""
 from pyrunc import SPEC_VERSION, __version__
+from pyrunc.cgroups import resctrl
 from pyrunc.process import attributes, netdevices
 from pyrunc.process.hooks import KINDS
 from pyrunc.process.namespaces import FLAGS
@@ -36,7 +37,7 @@ def features() -> dict:
             },
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
-            "intelRdt": {"enabled": False},
+            "intelRdt": resctrl.features(),
             "memoryPolicy": attributes.memory_policy_features(),
             "mountExtensions": {"idmap": {"enabled": idmap_supported()}},
             "netDevices": {"enabled": netdevices.supported()},

@@ -202,6 +202,9 @@ class Container:
         if cgroup is not None:
             cgroup.kill_all(SIGKILL)
             cgroup.destroy()
+        if self.state.intel_rdt:
+            from pyrunc.cgroups import resctrl
+            resctrl.destroy(self.state.intel_rdt)
         if self.state.host_mounts_baseline is not None:
             from pyrunc.rootfs.hostmounts import unmount_new
             unmount_new(self.state.rootfs, self.state.host_mounts_baseline)

@@ -49,14 +49,14 @@ class ContainerState:
     dataclasses module alone would add milliseconds to every `state`.)"""
 
     FIELDS = ("id", "bundle", "rootfs", "pid", "init_start_time", "created", "oci_version",
-              "annotations", "cgroup", "owner", "host_mounts_baseline")
+              "annotations", "cgroup", "owner", "host_mounts_baseline", "intel_rdt")
     __slots__ = FIELDS + ("_config", "config_path")
 
     def __init__(self, id: str, bundle: str, rootfs: str, pid: int = 0,
                  init_start_time: int = 0, created: str = "", oci_version: str = "",
                  annotations: dict | None = None, cgroup: dict | None = None,
                  config: dict | None = None, owner: str = "",
-                 host_mounts_baseline: list | None = None):
+                 host_mounts_baseline: list | None = None, intel_rdt: dict | None = None):
         self.id, self.bundle, self.rootfs = id, bundle, rootfs
         self.pid, self.init_start_time, self.created = pid, init_start_time, created
         self.oci_version, self.annotations = oci_version, annotations or {}
@@ -64,6 +64,7 @@ class ContainerState:
         # set when the container shares the host's mount namespace: the mounts below
         # the rootfs that existed before create (the others are the container's)
         self.host_mounts_baseline = host_mounts_baseline
+        self.intel_rdt = intel_rdt  # linux.intelRdt: the resctrl groups (cgroups/resctrl.py)
         self._config = config
         self.config_path: str | None = None  # where `config` is read from on first use
 

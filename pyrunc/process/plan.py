@@ -4,7 +4,8 @@ fails with the config field named and nothing to clean up."""
 import os
 from pyrunc.lean.record import field, record
 
-from pyrunc.errors import ConfigError, NotSupportedError
+from pyrunc.cgroups import resctrl
+from pyrunc.errors import ConfigError
 from pyrunc.process.attributes import Attributes, parse as parse_attributes
 from pyrunc.process.namespaces import Namespaces, parse_namespaces
 from pyrunc.process.netdevices import parse_net_devices
@@ -14,10 +15,6 @@ from pyrunc.rootfs.setup import RootfsPlan, parse_propagation
 from pyrunc.lean.procfs import in_user_namespace
 from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
 
-# config fields pyrunc does not implement yet: refused, never silently ignored
-_UNSUPPORTED = {
-    "linux": ("intelRdt",),
-}
 
 
 @record
@@ -56,6 +53,7 @@ class InitPlan:
     hook_state: dict = field(default_factory=dict)  # state JSON for init's own hooks
     console_fd: int = -1                  # connected console socket (process.terminal)
     net_devices: list = field(default_factory=list)  # linux.netDevices (moved by the host)
+    intel_rdt: object = None              # linux.intelRdt: a resctrl.RdtPlan (host side)
 
     @property
     def needs_hooks_sync(self) -> bool:
@@ -63,13 +61,6 @@ class InitPlan:
         state JSON its own (createContainer, startContainer) hooks get."""
         return any(self.hooks.get(k) for k in
                    ("createRuntime", "createContainer", "startContainer"))
-
-
-def refuse_unsupported(config: dict) -> None:
-    for section, names in _UNSUPPORTED.items():
-        for name in names:
-            if (config.get(section) or {}).get(name):
-                raise NotSupportedError(f"{section}.{name}")
 
 
 _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
@@ -149,7 +140,6 @@ def build_exec_plan(container_id: str, config: dict, process: dict, join: dict,
 
 def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool = False,
                no_new_keyring: bool = False, preserve_fds: int = 0) -> InitPlan:
-    refuse_unsupported(config)
     linux = config.get("linux") or {}
     ns = parse_namespaces(linux.get("namespaces"), linux)
     if not ns.is_private("mount"):
@@ -209,4 +199,5 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         preserve_fds=preserve_fds,
         no_new_keyring=no_new_keyring,
         net_devices=parse_net_devices(linux.get("netDevices"), ns.is_private("network")),
+        intel_rdt=resctrl.parse(linux.get("intelRdt"), container_id),
     )

@@ -155,8 +155,8 @@ def test_update_devices_replaces_the_rules(pyrunc, bundle, tmp_path):
     (["--cpu-period", "x"], None, "invalid value for cpu-period"),
     (["--memory", "500m"], None, "linux.resources.memory.swap"),     # memsw 128m < 500m
     (["--kernel-memory", "10m"], None, "linux.resources.memory.kernel"),
-    (["--l3-cache-schema", "L3:0=f"], None, "not supported"),
-    (["--mem-bw-schema", "MB:0=50"], None, "not supported"),
+    (["--l3-cache-schema", "L3:0=f"], None, "Intel RDT"),
+    (["--mem-bw-schema", "MB:0=50"], None, "Intel RDT"),
     (["-r", "-"], '{"memory": {"limit": -5}}', "linux.resources.memory.limit"),
     (["-r", "-"], '{"unified": {"pids.max": "5"}}', "linux.resources.unified"),
     (["-r", "-"], '{"bogus": 1}', "unknown field 'bogus'"),

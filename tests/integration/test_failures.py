@@ -146,15 +146,6 @@ def test_rlimit_soft_above_hard(pyrunc, bundle):
     create_fails(pyrunc, bundle, "process.rlimits[0]")
 
 
-@pytest.mark.parametrize("field,value,where", [
-    ("linux.intelRdt", {"closID": "x"}, "linux.intelRdt"),
-])
-def test_unsupported_field(pyrunc, bundle, field, value, where):
-    section, name = field.split(".")
-    bundle.config[section][name] = value
-    create_fails(pyrunc, bundle, where, "not supported")
-
-
 @pytest.mark.parametrize("run", [False, True], ids=["create", "run-detach"])
 def test_terminal_without_console_socket(pyrunc, bundle, run):
     """runc: "cannot allocate tty if runc will detach without setting console socket"."""
