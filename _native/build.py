@@ -30,6 +30,7 @@ long pyrunc_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
 long pyrunc_mount_setattr(int dirfd, const char *path, unsigned flags,
                           uint64_t attr_set, uint64_t attr_clr,
                           uint64_t propagation, uint64_t userns_fd);
+long pyrunc_fstatfs_type(int fd);
 long pyrunc_capget(int pid, uint64_t out[3]);
 long pyrunc_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
 long pyrunc_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,

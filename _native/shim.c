@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -88,6 +89,15 @@ long pyrunc_mount_setattr(int dirfd, const char *path, unsigned flags,
 {
     struct pyrunc_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
     RET(syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr));
+}
+
+/* The filesystem type (statfs f_type) of what fd refers to. */
+long pyrunc_fstatfs_type(int fd)
+{
+    struct statfs st;
+    if (fstatfs(fd, &st) < 0)
+        return -errno;
+    return (long)(unsigned long)st.f_type;
 }
 
 /* Capabilities: 64-bit sets as two 32-bit words (version 3 ABI). */

@@ -68,6 +68,7 @@ OPEN_TREE_CLONE = 1
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
 MOVE_MOUNT_F_EMPTY_PATH = 4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 MOUNT_ATTR_IDMAP = 0x00100000
 
 SYS_KEYCTL = 250
@@ -132,15 +133,27 @@ def open_tree(dirfd: int, path: str, flags: int) -> int:
     return _check(lib.pyrunc_open_tree(dirfd, path.encode(), flags), "open_tree", path)
 
 
-def move_mount(from_fd: int, to_dirfd: int, to_path: str) -> None:
-    _check(lib.pyrunc_move_mount(from_fd, b"", to_dirfd, to_path.encode(),
-                                 MOVE_MOUNT_F_EMPTY_PATH), "move_mount", to_path)
+def move_mount(from_fd: int, to_dirfd: int, to_path: str,
+               flags: int = MOVE_MOUNT_F_EMPTY_PATH) -> None:
+    _check(lib.pyrunc_move_mount(from_fd, b"", to_dirfd, to_path.encode(), flags),
+           "move_mount", to_path)
 
 
 def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int = 0, attr_clr: int = 0,
                   propagation: int = 0, userns_fd: int = 0) -> None:
     _check(lib.pyrunc_mount_setattr(dirfd, path.encode(), flags, attr_set, attr_clr,
                                     propagation, userns_fd), "mount_setattr", path)
+
+
+def fstatfs_type(path_or_fd: str | int) -> int:
+    """statfs(2)'s f_type (the filesystem's magic number) of a path or an fd."""
+    if isinstance(path_or_fd, int):
+        return _check(lib.pyrunc_fstatfs_type(path_or_fd), "fstatfs")
+    fd = os.open(path_or_fd, os.O_PATH | os.O_CLOEXEC)
+    try:
+        return _check(lib.pyrunc_fstatfs_type(fd), "fstatfs", path_or_fd)
+    finally:
+        os.close(fd)
 
 
 def capget(pid: int = 0) -> tuple[int, int, int]:

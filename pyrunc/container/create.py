@@ -19,7 +19,6 @@ from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
 from pyrunc.rootfs import hostmounts
 from pyrunc.rootfs.cgroupfs import CgroupMounter
-from pyrunc.rootfs.mounts import close_idmapped_mounts, open_idmapped_mounts
 from pyrunc.spec.load import load_config
 from pyrunc.spec.validate import validate_config
 
@@ -71,7 +70,6 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             plan.console_fd = console.fileno()
             plan.extra_fds.append(console.fileno())
         warmup.wait()  # no thread may be running when we fork
-        plan.extra_fds += open_idmapped_mounts(plan)
 
         try:
             cgroup.create()
@@ -119,7 +117,6 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         if moved is not None:
             moved.close()
         init.close()
-        close_idmapped_mounts(plan)
         if console is not None:
             console.close()
         if fifo_fd >= 0:

@@ -39,9 +39,11 @@ def send_fds(sock: Socket, data: bytes, fds: list[int]) -> None:
     sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, payload)])
 
 
-def recv_fds(sock: Socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int]]:
+def recv_fds(sock: Socket, bufsize: int, maxfds: int,
+             cloexec: bool = False) -> tuple[bytes, list[int]]:
     fds: list[int] = []
-    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * _INT))
+    flags = _socket.MSG_CMSG_CLOEXEC if cloexec else 0
+    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * _INT), flags)
     for level, kind, payload in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds += struct.unpack(f"{len(payload) // _INT}i", payload[: len(payload) - len(payload) % _INT])

@@ -116,11 +116,22 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         _loopback_up()
 
     cgroupns = plan.namespaces.has_new("cgroup")
+    placed = [False]
+
+    def await_placement() -> None:
+        if not placed[0]:
+            _await_cgroup_placement(chan, cgroupns)
+            placed[0] = True
+
+    def host_source(mount) -> int:
+        await_placement()  # PLACED comes first on the channel
+        chan.send(sync.MOUNT_SOURCE, index=mount.index)
+        return chan.expect_fd(sync.MOUNT_FD)[1]
+
     if cgroupns:  # a cgroup mount in the new namespace must show the container's cgroup
-        _await_cgroup_placement(chan, cgroupns)
-    rootfs.prepare(plan.rootfs)
-    if not cgroupns:  # mounting meanwhile hid the wait (see spawn.py)
-        _await_cgroup_placement(chan, cgroupns)
+        await_placement()
+    rootfs.prepare(plan.rootfs, host_source)
+    await_placement()  # unless done: mounting meanwhile hid the wait (see spawn.py)
     if plan.needs_hooks_sync:
         chan.send(sync.HOOKS)
         plan.hook_state = chan.expect(sync.HOOKS_DONE)["state"]

@@ -18,8 +18,9 @@ FLAGS = {
     "time": native.CLONE_NEWTIME,
 }
 NS_GET_NSTYPE = 0xB703
-# the order runc joins namespaces in: user first, so the others are owned by it; mount last
-JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
+# the order runc lists namespaces to join in (configs.NamespaceTypes)
+JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time"]
+EPERM = 1
 
 
 @record
@@ -124,23 +125,60 @@ def check_namespace_path(path: str, ns_type: str, where: str) -> None:
 
 
 def join_paths(namespaces: Namespaces) -> None:
-    """In the middle process: join the namespaces given by path. All paths
-    are opened before any setns, because joining a mount namespace changes
-    what later paths resolve to."""
+    """In the middle process: join the namespaces given by path, as runc's
+    nsexec does. All paths are opened first (joining a mount namespace
+    changes what later paths resolve to). Then every namespace but the user
+    one is joined while we still have the host's privileges (one owned by
+    another user namespace may need them), skipping those refused (EPERM);
+    then the user namespace (becoming its root); then what was refused
+    before, which its privileges may allow (a rootless runtime)."""
     fds = []
     try:
         for ns_type in JOIN_ORDER:
             if ns_type in namespaces.join:
-                fds.append((ns_type, os.open(namespaces.join[ns_type], os.O_RDONLY | os.O_CLOEXEC)))
-        for ns_type, fd in fds:
-            try:
-                native.setns(fd, FLAGS[ns_type])
-            except OSError as e:
-                raise ConfigError(f"cannot join {ns_type} namespace {namespaces.join[ns_type]}: "
-                                  f"{os.strerror(e.errno)}", "linux.namespaces") from None
+                path = namespaces.join[ns_type]
+                try:
+                    fds.append((ns_type, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+                except OSError as e:
+                    raise ConfigError(f"cannot open namespace {path}: {e.strerror}",
+                                      "linux.namespaces") from None
+        left = [(t, fd) for t, fd in fds if t != "user"]
+        left = _join(left, namespaces.join, last=False)
+        user = [(t, fd) for t, fd in fds if t == "user"]
+        if user:
+            _join(user, namespaces.join, last=True)
+            become_root_in_user_namespace()
+        _join(left, namespaces.join, last=True)
     finally:
         for _, fd in fds:
             os.close(fd)
+
+
+def _join(fds: list, paths: dict, last: bool) -> list:
+    """setns into each; returns those refused with EPERM (unless `last`: then an error)."""
+    refused = []
+    for ns_type, fd in fds:
+        try:
+            native.setns(fd, FLAGS[ns_type])
+        except OSError as e:
+            if e.errno == EPERM and not last:
+                refused.append((ns_type, fd))
+                continue
+            raise ConfigError(f"cannot join {ns_type} namespace {paths[ns_type]}: "
+                              f"{os.strerror(e.errno)}", "linux.namespaces") from None
+    return refused
+
+
+def write_time_offsets(pid: int, offsets: dict) -> None:
+    """From the host, for a child that just unshared its time namespace
+    (before any process is in it)."""
+    lines = [f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}" for clock, o in offsets.items()]
+    try:
+        with open(f"/proc/{pid}/timens_offsets", "w") as f:
+            f.write("\n".join(lines))
+    except OSError as e:
+        raise ConfigError(f"cannot set the time namespace offsets: {e.strerror}",
+                          "linux.timeOffsets") from None
 
 
 def unshare_rest(namespaces: Namespaces, cgroup: bool = True) -> None:

@@ -142,28 +142,40 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
                no_new_keyring: bool = False, preserve_fds: int = 0) -> InitPlan:
     linux = config.get("linux") or {}
     ns = parse_namespaces(linux.get("namespaces"), linux)
+    readonly_root = bool((config.get("root") or {}).get("readonly"))
     if not ns.is_private("mount"):
         for key in ("maskedPaths", "readonlyPaths"):
             if linux.get(key):
                 raise ConfigError("unable to restrict paths without a private mount namespace",
                                   f"linux.{key}")
-        if (config.get("root") or {}).get("readonly"):
-            raise ConfigError("a read-only root needs a private mount namespace", "root.readonly")
+        if readonly_root:  # runc leaves the root as it is (it would be the host's mount)
+            from pyrunc import log
+            log.warning("root.readonly is ignored: the container has no mount namespace of its own")
+            readonly_root = False
     for key, ns_type in (("hostname", "uts"), ("domainname", "uts")):
         if config.get(key) and not ns.is_private(ns_type):
             raise ConfigError(f"setting the {key} needs a private UTS namespace", key)
-    if linux.get("timeOffsets") and not ns.has_new("time"):
-        raise ConfigError("time offsets need a new time namespace", "linux.timeOffsets")
+    if linux.get("timeOffsets") is not None:  # {} too, as runc
+        if "time" in ns.join:
+            raise ConfigError("time offsets cannot be set for a time namespace that is joined "
+                              "by path", "linux.timeOffsets")
+        if not ns.has_new("time"):
+            raise ConfigError("time offsets need a new time namespace", "linux.timeOffsets")
 
     root = config.get("root") or {}
     rootfs = root.get("path") or ""
     if not os.path.isabs(rootfs):
         rootfs = os.path.join(bundle, rootfs)
+    rootfs_as_given = os.path.abspath(rootfs)  # mount destinations may spell this out
     rootfs = os.path.realpath(rootfs)
     if not os.path.isdir(rootfs):
         raise ConfigError(f"rootfs {rootfs} is not a directory", "root.path")
 
-    mounts = [parse_mount(i, m, bundle) for i, m in enumerate(config.get("mounts") or [])]
+    mounts = [parse_mount(i, m, bundle, rootfs_as_given) for i, m in enumerate(config.get("mounts") or [])]
+    for m in mounts:
+        if m.idmap is not None:
+            from pyrunc.rootfs import idmap  # parse_mount imported it already
+            idmap.check_userns(m, ns)
     mount_label = lsm.check_selinux(linux.get("mountLabel"), "linux.mountLabel")
     if mount_label:
         for m in mounts:
@@ -171,7 +183,7 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
                 m.data = ",".join(filter(None, [m.data, f'context="{mount_label}"']))
     rootfs_plan = RootfsPlan(
         rootfs=rootfs,
-        readonly=bool(root.get("readonly")),
+        readonly=readonly_root,
         propagation=parse_propagation(linux.get("rootfsPropagation")),
         mounts=mounts,
         devices=parse_devices(linux.get("devices")),
@@ -180,6 +192,7 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
         no_pivot=no_pivot,
         private_mount_ns=ns.is_private("mount"),
         bind_devices=ns.is_private("user") or in_user_namespace(),  # mknod is refused there
+        host_sources=os.geteuid() == 0,  # as runc: a rootless host cannot help
     )
     proc = config.get("process") or {}
     process = build_process_plan(proc, linux=linux)

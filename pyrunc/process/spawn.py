@@ -35,6 +35,7 @@ class InitProcess:
         self.entry = entry
         self.pid = 0
         self._chan: sync.SyncChannel | None = None
+        self._sources = None  # rootfs.sources.MountSources, made on init's first request
 
     def spawn(self, place_in_cgroup) -> int:
         """Fork the chain and place it with `place_in_cgroup(pid)` (see above).
@@ -65,6 +66,10 @@ class InitProcess:
                 namespaces.write_id_maps(middle, self.plan.namespaces)
                 host.send(sync.USERNS_DONE)
                 msg = self._recv("middle process")
+            if msg["type"] == sync.TIMENS:
+                namespaces.write_time_offsets(middle, self.plan.time_offsets)
+                host.send(sync.TIMENS_DONE)
+                msg = self._recv("middle process")
             if msg["type"] == sync.ERROR:
                 raise ContainerStartError(msg["message"], msg.get("where"))
             self.pid = msg["pid"]
@@ -93,6 +98,8 @@ class InitProcess:
                 self._chan.send(sync.HOOKS_DONE, state=run_host_hooks())
             elif msg["type"] == sync.SECCOMP:
                 self._pass_listener(msg["fd"], container_state)
+            elif msg["type"] == sync.MOUNT_SOURCE:
+                self._send_mount_source(self.plan.rootfs.mounts[msg["index"]])
             elif msg["type"] == sync.ERROR:
                 raise ContainerStartError(msg["message"], msg.get("where"))
 
@@ -107,6 +114,17 @@ class InitProcess:
         finally:
             os.close(listener)
 
+    def _send_mount_source(self, mount) -> None:
+        """Open a bind source for init, in its mount namespace (sources.py)."""
+        if self._sources is None:
+            from pyrunc.rootfs.sources import MountSources
+            self._sources = MountSources(self.pid, self.plan.namespaces)
+        fd = self._sources.open(mount)
+        try:
+            self._chan.send_fd(sync.MOUNT_FD, fd)
+        finally:
+            os.close(fd)
+
     def _recv(self, who: str) -> dict:
         try:
             return self._chan.recv()
@@ -117,6 +135,9 @@ class InitProcess:
         if self._chan is not None:
             self._chan.close()
             self._chan = None
+        if self._sources is not None:
+            self._sources.close()
+            self._sources = None
 
     def kill(self) -> None:
         """Best effort: SIGKILL the init and wait (it is not our child) until it is gone."""
@@ -151,8 +172,6 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str, cgroupns_in_init
             raise ContainerStartError(f"failed to update /proc/self/oom_score_adj: {e.strerror}",
                                       "process.oomScoreAdj") from None
     namespaces.join_paths(plan.namespaces)
-    if "user" in plan.namespaces.join:
-        namespaces.become_root_in_user_namespace()
     if plan.namespaces.has_new("user"):
         native.unshare(native.CLONE_NEWUSER)
         rootless = os.geteuid() != 0
@@ -165,7 +184,10 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str, cgroupns_in_init
         namespaces.become_root_in_user_namespace()
     namespaces.unshare_rest(plan.namespaces, cgroup=not cgroupns_in_init)
     if plan.time_offsets:
-        _write_time_offsets(plan.time_offsets)
+        # the host writes them: in a new user namespace our own /proc/self
+        # files are the (unmapped) host root's, and only the host may (runc)
+        chan.send(sync.TIMENS)
+        chan.expect(sync.TIMENS_DONE)
     # The child talks on the same channel: it must not speak before the host
     # has our PID message, so it waits until we close the gate.
     gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
@@ -185,12 +207,6 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str, cgroupns_in_init
     finally:
         os.close(gate_w)
     return 0
-
-
-def _write_time_offsets(offsets: dict) -> None:
-    lines = [f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}" for clock, o in offsets.items()]
-    with open("/proc/self/timens_offsets", "w") as f:
-        f.write("\n".join(lines))
 
 
 def _close_fds_except(keep: set, preserve_fds: int) -> None:

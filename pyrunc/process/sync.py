@@ -3,6 +3,8 @@
 A SOCK_SEQPACKET socketpair keeps message boundaries, so each message is one
 JSON object in one datagram and no framing is needed.
 """
+import os
+
 from pyrunc.lean import fastjson, unixsock
 
 # message types
@@ -10,11 +12,15 @@ GO = "go"                 # host -> middle: carry on (for exec: cgroups are in p
 PLACED = "placed"         # host -> init: you are in the container's cgroups
 USERNS = "userns"         # middle -> host: user namespace made, write its id maps
 USERNS_DONE = "userns-done"  # host -> middle
+TIMENS = "timens"         # middle -> host: time namespace made, write its offsets
+TIMENS_DONE = "timens-done"  # host -> middle
 PID = "pid"               # middle -> host: the init's pid
 HOOKS = "hooks"           # init -> host: rootfs is mounted, run prestart/createRuntime hooks
 HOOKS_DONE = "hooks-done"  # host -> init
 SECCOMP = "seccomp"       # init -> host: {"fd"}: copy my seccomp listener fd (pidfd_getfd)
 SECCOMP_DONE = "seccomp-done"  # host -> init: copied; it goes on to the agent
+MOUNT_SOURCE = "mount-source"  # init -> host: {"index"}: open that mount's source for me
+MOUNT_FD = "mount-fd"     # host -> init: the source, as an fd passed with the message
 READY = "ready"           # init -> host: set up, about to wait for `start`
 ERROR = "error"           # any child -> host: {"message", "where"}
 
@@ -41,6 +47,19 @@ class SyncChannel:
 
     def send(self, kind: str, **fields) -> None:
         self.sock.send(fastjson.dumps({"type": kind, **fields}).encode())
+
+    def send_fd(self, kind: str, fd: int, **fields) -> None:
+        unixsock.send_fds(self.sock, fastjson.dumps({"type": kind, **fields}).encode(), [fd])
+
+    def expect_fd(self, kind: str) -> tuple[dict, int]:
+        """The next message, which must be `kind` and carry one fd (close-on-exec)."""
+        data, fds = unixsock.recv_fds(self.sock, _MAX, 1, cloexec=True)
+        msg = fastjson.loads(data.decode()) if data else {}
+        if msg.get("type") != kind or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            raise SyncClosed(f"expected {kind!r} with an fd, got {msg.get('type')!r}")
+        return msg, fds[0]
 
     def recv(self) -> dict:
         try:

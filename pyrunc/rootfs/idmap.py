@@ -16,14 +16,15 @@ Where it happens: setting MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN both in the
 user namespace that owns the source filesystem (the host's, for a host
 directory) and in the mapping's namespace. The container's init has
 neither once it is in its own user namespace, so, as runc does, the host
-prepares the mounts:
+prepares each mount when init asks for it (sources.py), in the container's
+mount namespace, so that a source the earlier mounts made is seen:
 
-  host, before fork: one user namespace per distinct mapping (a child
-      unshares CLONE_NEWUSER and waits, we write its maps, keep an fd of
-      /proc/<child>/ns/user, kill and reap it); per mount
-      open_tree(OPEN_TREE_CLONE [|AT_RECURSIVE for rbind]) of the source and
-      mount_setattr(MOUNT_ATTR_IDMAP [|AT_RECURSIVE for ridmap]): a detached
-      id-mapped mount whose fd reaches init through plan.extra_fds;
+  host: one user namespace per distinct mapping (a child unshares
+      CLONE_NEWUSER and waits, we write its maps, keep an fd of
+      /proc/<child>/ns/user, kill and reap it); open_tree(OPEN_TREE_CLONE
+      [|AT_RECURSIVE for rbind]) of the source and mount_setattr(
+      MOUNT_ATTR_IDMAP [|AT_RECURSIVE for ridmap]): a detached id-mapped
+      mount whose fd goes to init over the sync channel;
   init, before pivot_root: move_mount of that fd onto the destination
       resolved inside the rootfs, then the flags a bind ignores (ro,
       nosuid…) by remount, like any bind mount (see mounts.mount_into_root).
@@ -90,35 +91,20 @@ def check_bind(where: str, is_bind: bool) -> None:
         raise ConfigError("id-mapped mounts are only supported for bind mounts", f"{where}.type")
 
 
-# --- host side, before fork -----------------------------------------------------------
+# --- host side ------------------------------------------------------------------------
 
-def open_mounts(plan) -> list[int]:
-    """Make the detached id-mapped mounts of `plan`'s config mounts; each
-    Mount gets its fd in `idmap_fd`. Returns the fds (for plan.extra_fds);
-    on failure every fd made so far is closed (mounts.close_idmapped_mounts
-    closes the host's copies after create)."""
-    mounts = [m for m in plan.rootfs.mounts if getattr(m, "idmap", None) is not None]
-    if not mounts:
-        return []
-    fds, userns = [], {}
-    try:
-        for m in mounts:
-            ns_fd = _userns_for(m, plan.namespaces, userns)
-            m.idmap_fd = _idmapped_tree(m, ns_fd)
-            fds.append(m.idmap_fd)
-    except BaseException:
-        for m in mounts:
-            m.idmap_fd = -1
-        for fd in fds:
-            os.close(fd)
-        raise
-    finally:
-        for fd in userns.values():
-            os.close(fd)
-    return fds
+def check_userns(m, namespaces) -> None:
+    """Before fork: a mount without mappings of its own borrows the container's."""
+    idm = m.idmap
+    if idm.uid_mappings or "user" in namespaces.join or namespaces.has_new("user"):
+        return
+    field = f"{m.where}.options" if idm.option else m.where
+    raise ConfigError(f"'{idm.option or 'idmap'}' without uidMappings/gidMappings uses the "
+                      "container's user namespace mappings, but the container has no user "
+                      "namespace", field)
 
 
-def _userns_for(m, namespaces, cache: dict) -> int:
+def userns_for(m, namespaces, cache: dict) -> int:
     """An fd of a user namespace carrying the mount's mapping (cached per mapping)."""
     idm = m.idmap
     if idm.uid_mappings:
@@ -133,13 +119,8 @@ def _userns_for(m, namespaces, cache: dict) -> int:
                 raise ConfigError(f"cannot open the user namespace {path} for an id-mapped "
                                   f"mount: {e.strerror}", m.where) from None
         return cache[key]
-    elif namespaces.has_new("user"):
-        uid_maps, gid_maps = namespaces.uid_mappings, namespaces.gid_mappings
     else:
-        field = f"{m.where}.options" if idm.option else m.where
-        raise ConfigError(f"'{idm.option or 'idmap'}' without uidMappings/gidMappings uses the "
-                          "container's user namespace mappings, but the container has no user "
-                          "namespace", field)
+        uid_maps, gid_maps = namespaces.uid_mappings, namespaces.gid_mappings
     key = (tuple(uid_maps), tuple(gid_maps))
     if key not in cache:
         cache[key] = make_userns(uid_maps, gid_maps, m.where)
@@ -188,8 +169,10 @@ def make_userns(uid_maps: list, gid_maps: list, where: str) -> int:
         os.waitpid(pid, 0)
 
 
-def _idmapped_tree(m, userns_fd: int) -> int:
-    """A detached clone of the mount's source, id-mapped through `userns_fd`."""
+def idmapped_tree(m, userns_fd: int) -> int:
+    """A detached clone of the mount's source, id-mapped through `userns_fd`
+    (run in the container's mount namespace: open_tree clones only mounts
+    of the caller's)."""
     flags = n.OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
     if m.flags & n.MS_REC:
         flags |= n.AT_RECURSIVE
@@ -216,19 +199,11 @@ def _idmapped_tree(m, userns_fd: int) -> int:
 
 # --- in init ---------------------------------------------------------------------------
 
-SYS_MOVE_MOUNT = 429   # the same number on every architecture (added in 5.2)
-MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
-
-
 def attach(mount_fd: int, target_fd: int) -> None:
     """move_mount the detached tree onto the (O_PATH) target itself. A
     /proc/self/fd/N target path would not do: move_mount does not follow
     the last component's (magic) link without MOVE_MOUNT_T_SYMLINKS."""
-    empty = bytearray(1)
-    addr, keep = n.address_of(empty)
-    n.syscall(SYS_MOVE_MOUNT, mount_fd, addr, target_fd, addr,
-              MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
-    del keep
+    n.move_mount(mount_fd, target_fd, "", n.MOVE_MOUNT_F_EMPTY_PATH | n.MOVE_MOUNT_T_EMPTY_PATH)
 
 
 def supported() -> bool:

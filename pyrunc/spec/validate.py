@@ -6,7 +6,7 @@ Two layers:
    (draft 2020-12, every ``$ref`` resolved from a local ``referencing.Registry``;
    nothing is ever fetched from the network).
 2. Semantic checks the schema cannot express but runc makes (absolute cwd,
-   non-empty args, root present, absolute mount destinations, duplicate
+   non-empty args, root present, non-empty mount destinations, duplicate
    namespaces, ...).
 
 Every failure raises :class:`pyrunc.errors.ConfigError` whose ``where`` is the
@@ -120,6 +120,9 @@ def validate_config(config: dict) -> None:
     version = config.get("ociVersion")
     if isinstance(version, str):
         check_oci_version(version)
+    linux = config.get("linux")
+    if isinstance(linux, dict) and "timeOffsets" in linux and linux["timeOffsets"] is None:
+        del linux["timeOffsets"]  # runc (Go) reads null as absent
     _schema_check(CONFIG_SCHEMA, config, "")
     _check_config_semantics(config)
 
@@ -395,10 +398,7 @@ def _check_config_semantics(config: dict) -> None:
                 raise ConfigError("must not contain a NUL byte", where=f"{where}.options[{j}]")
         if not dest:
             raise ConfigError("must not be empty", where=f"{where}.destination")
-        if not posixpath.isabs(dest):
-            raise ConfigError(
-                f"mount destination {dest!r} is not an absolute path", where=f"{where}.destination"
-            )
+        # a relative destination is allowed on Linux (runtime-spec 1.2), relative to "/"
 
     linux = config.get("linux")
     if linux is not None:

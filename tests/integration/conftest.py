@@ -15,12 +15,18 @@
 * ``bundle`` (per test): a :class:`Bundle` whose config is the spec template
   with ``terminal: false``; edit ``bundle.config`` and the runtime writes it
   before each create/run.
+* user namespaces: the pytest tmp tree is 0700, out of a mapped root's reach:
+  ``userns_rootfs`` (session) is a copy of the rootfs in a 0755 tree,
+  ``world`` (per test) a 0755 scratch dir; ``pyrunc.use_userns(bundle,
+  rootfs)`` gives a bundle a new user namespace (host ids 100000+),
+  ``pyrunc.shifted_rootfs(world)`` a private rootfs its root owns.
 """
 import copy
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -37,6 +43,9 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 # (never written) rootfs do not need the runtime to create them
 ROOTFS_DIRS = ("out", "in", "mnt/rw", "mnt/ro", "mnt/tmp", "mnt/opts", "mnt/prop")
 ROOTFS_FILES = ("mnt/file",)
+
+USERNS_BASE, USERNS_SIZE = 100000, 65536
+USERNS_MAPPING = [{"containerID": 0, "hostID": USERNS_BASE, "size": USERNS_SIZE}]
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 RFC3339_FRAC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,9}Z$")
@@ -73,6 +82,17 @@ def spec_template(tmp_path_factory, pyrunc_bin) -> dict:
     assert res.returncode == 0, res.stderr
     with open(d / "config.json") as f:
         return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def userns_rootfs(base_rootfs):
+    """The shared rootfs, where the mapped root can reach it (read-only use)."""
+    top = tempfile.mkdtemp(prefix="pyrunc-userns-rootfs-")
+    os.chmod(top, 0o755)
+    dest = os.path.join(top, "rootfs")
+    subprocess.run(["cp", "-a", base_rootfs, dest], check=True)
+    yield dest
+    shutil.rmtree(top, ignore_errors=True)
 
 
 # --- bundle ----------------------------------------------------------------------------
@@ -254,6 +274,31 @@ class Runtime:
                 return st
             time.sleep(0.02)
 
+    # user namespaces (see the module docstring)
+    def use_userns(self, bundle: Bundle, rootfs: str, uid_maps=None, gid_maps=None) -> None:
+        bundle.config["root"]["path"] = rootfs
+        bundle.rootfs = rootfs
+        self.extra_paths.append(os.path.dirname(rootfs))
+        bundle.add_namespace("user")
+        bundle.linux["uidMappings"] = uid_maps or copy.deepcopy(USERNS_MAPPING)
+        bundle.linux["gidMappings"] = gid_maps or copy.deepcopy(USERNS_MAPPING)
+
+    def shifted_rootfs(self, world: Path, shift: int = USERNS_BASE) -> str:
+        """A private rootfs in `world` owned by the mapped root (ids shifted by `shift`)."""
+        dest = world / "rootfs"
+        subprocess.run(["cp", "-a", self.base_rootfs, str(dest)], check=True)
+        for dirpath, dirnames, filenames in os.walk(dest):
+            for name in [*dirnames, *filenames, None]:
+                path = os.path.join(dirpath, name) if name else dirpath
+                st = os.lstat(path)
+                os.lchown(path, st.st_uid + shift, st.st_gid + shift)
+        return str(dest)
+
+    @property
+    def is_pyrunc(self) -> bool:
+        """False when the suite drives another runtime (PYRUNC=…/runc, to compare)."""
+        return "pyrunc" in os.path.basename(self.binary)
+
     # cleanup
     def cleanup(self) -> list[str]:
         for root in [self.root, *self.extra_roots]:
@@ -390,6 +435,19 @@ def pyrunc(request, tmp_path, pyrunc_bin, base_rootfs, spec_template):
 @pytest.fixture
 def bundle(pyrunc) -> Bundle:
     return pyrunc.bundle()
+
+
+@pytest.fixture
+def world(pyrunc):
+    """A 0755 scratch dir outside the pytest tmp tree (bind sources, private rootfs)."""
+    top = tempfile.mkdtemp(prefix="pyrunc-world-")
+    os.chmod(top, 0o755)
+    pyrunc.extra_paths.append(top)
+    yield Path(top)
+    for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
+        if f" {top}/" in line:  # what a test mounted there itself
+            subprocess.run(["umount", "-l", line.split()[4]], stderr=subprocess.DEVNULL)
+    shutil.rmtree(top, ignore_errors=True)
 
 
 # --- small helpers shared by the test modules -----------------------------------------

@@ -49,16 +49,6 @@ def world(pyrunc):
     shutil.rmtree(top, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def userns_rootfs(base_rootfs):
-    top = tempfile.mkdtemp(prefix="pyrunc-idmap-rootfs-")
-    os.chmod(top, 0o755)
-    dest = os.path.join(top, "rootfs")
-    subprocess.run(["cp", "-a", base_rootfs, dest], check=True)
-    yield dest
-    shutil.rmtree(top, ignore_errors=True)
-
-
 def source_dir(top: Path, name: str, owner: int, files=("f",)) -> Path:
     d = top / name
     d.mkdir()
@@ -67,14 +57,6 @@ def source_dir(top: Path, name: str, owner: int, files=("f",)) -> Path:
         os.chown(d / f, owner, owner)
     os.chown(d, owner, owner)
     return d
-
-
-def use_userns(pyrunc, bundle, rootfs: str) -> None:
-    bundle.config["root"]["path"] = rootfs
-    pyrunc.extra_paths.append(os.path.dirname(rootfs))
-    bundle.add_namespace("user")
-    bundle.linux["uidMappings"] = [dict(m) for m in USERNS_MAP]
-    bundle.linux["gidMappings"] = [dict(m) for m in USERNS_MAP]
 
 
 def owner(path) -> tuple[int, int]:
@@ -154,7 +136,7 @@ def test_idmap_uses_the_container_user_namespace(pyrunc, bundle, world, userns_r
     top, _ = world
     src = source_dir(top, "src", 0)
     os.chmod(src, 0o755)
-    use_userns(pyrunc, bundle, userns_rootfs)
+    pyrunc.use_userns(bundle, userns_rootfs)
     idmapped(bundle, src, "/mnt/rw", ("rbind", "idmap"))
     bundle.bind(src, "/mnt/ro")
     bundle.sh("stat -c '%u:%g' /mnt/rw/f /mnt/ro/f; touch /mnt/rw/made && echo wrote; "
@@ -190,7 +172,7 @@ def test_idmap_with_joined_user_namespace(pyrunc, bundle, world, userns_rootfs):
 def test_exec_sees_the_idmapped_mount(pyrunc, bundle, world, userns_rootfs):
     top, _ = world
     src = source_dir(top, "src", 0)
-    use_userns(pyrunc, bundle, userns_rootfs)
+    pyrunc.use_userns(bundle, userns_rootfs)
     idmapped(bundle, src, "/mnt/rw", ("rbind", "idmap"))
     cid, _ = pyrunc.create(bundle)
     pyrunc.ok("start", cid)

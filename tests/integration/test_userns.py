@@ -7,10 +7,8 @@ The mapped root (host uid 100000) cannot search the pytest tmp dirs (0700),
 so rootfs and bind sources live in 0755 dirs of their own."""
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,48 +31,6 @@ sys.stdin.read()
 """
 
 
-@pytest.fixture(scope="module")
-def userns_rootfs(base_rootfs):
-    """The shared rootfs, where the mapped root can reach it (read-only use)."""
-    top = tempfile.mkdtemp(prefix="pyrunc-userns-rootfs-")
-    os.chmod(top, 0o755)
-    dest = os.path.join(top, "rootfs")
-    subprocess.run(["cp", "-a", base_rootfs, dest], check=True)
-    yield dest
-    shutil.rmtree(top, ignore_errors=True)
-
-
-@pytest.fixture
-def world(pyrunc):
-    """A 0755 scratch dir outside the pytest tmp tree (bind sources, private rootfs)."""
-    top = tempfile.mkdtemp(prefix="pyrunc-userns-")
-    os.chmod(top, 0o755)
-    pyrunc.extra_paths.append(top)
-    yield Path(top)
-    shutil.rmtree(top, ignore_errors=True)
-
-
-def use_userns(pyrunc, bundle, rootfs: str, uid_maps=None, gid_maps=None):
-    bundle.config["root"]["path"] = rootfs
-    bundle.rootfs = rootfs
-    pyrunc.extra_paths.append(os.path.dirname(rootfs))
-    bundle.add_namespace("user")
-    bundle.linux["uidMappings"] = uid_maps or [dict(m) for m in MAPPING]
-    bundle.linux["gidMappings"] = gid_maps or [dict(m) for m in MAPPING]
-
-
-def shifted_rootfs(world: Path, base_rootfs: str, shift: int = BASE) -> str:
-    """A private rootfs owned by the mapped root (ids shifted by `shift`)."""
-    dest = world / "rootfs"
-    subprocess.run(["cp", "-a", base_rootfs, str(dest)], check=True)
-    for dirpath, dirnames, filenames in os.walk(dest):
-        for name in [*dirnames, *filenames, None]:
-            path = os.path.join(dirpath, name) if name else dirpath
-            st = os.lstat(path)
-            os.lchown(path, st.st_uid + shift, st.st_gid + shift)
-    return str(dest)
-
-
 def status_ids(pid: int) -> tuple[str, str]:
     with open(f"/proc/{pid}/status") as f:
         fields = {k: v.split() for k, v in (line.split(":", 1) for line in f if ":" in line)}
@@ -87,7 +43,7 @@ def test_root_inside_is_the_mapped_host_id(pyrunc, bundle, userns_rootfs, world)
     out_dir = world / "out"
     out_dir.mkdir()
     os.chown(out_dir, BASE, BASE)
-    use_userns(pyrunc, bundle, userns_rootfs)
+    pyrunc.use_userns(bundle, userns_rootfs)
     bundle.bind(out_dir, "/out")
     bundle.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; "
               "touch /out/made-inside; mkdir /out/dir-inside")
@@ -101,7 +57,7 @@ def test_root_inside_is_the_mapped_host_id(pyrunc, bundle, userns_rootfs, world)
 
 
 def test_init_runs_as_mapped_id_seen_from_host(pyrunc, bundle, userns_rootfs):
-    use_userns(pyrunc, bundle, userns_rootfs)
+    pyrunc.use_userns(bundle, userns_rootfs)
     bundle.process["user"] = {"uid": 1000, "gid": 1001}
     cid, _ = pyrunc.create(bundle)
     pid = pyrunc.state(cid)["pid"]
@@ -121,7 +77,7 @@ def test_several_ranges(pyrunc, bundle, userns_rootfs, world):
                 {"containerID": 1000, "hostID": BASE + 50000, "size": 1000}]
     gid_maps = [{"containerID": 0, "hostID": BASE, "size": 2000},
                 {"containerID": 5000, "hostID": BASE + 30000, "size": 10}]
-    use_userns(pyrunc, bundle, userns_rootfs, uid_maps, gid_maps)
+    pyrunc.use_userns(bundle, userns_rootfs, uid_maps, gid_maps)
     bundle.bind(out_dir, "/out")
     bundle.process["user"] = {"uid": 1500, "gid": 5003}
     bundle.sh("cat /proc/self/uid_map; echo --; cat /proc/self/gid_map; echo --; id -u; id -g; "
@@ -180,8 +136,8 @@ def test_join_existing_user_namespace(pyrunc, bundle, userns_rootfs, world, user
 # --- what the runtime creates --------------------------------------------------------------
 
 def test_runtime_made_files_belong_to_mapped_root(pyrunc, bundle, world, base_rootfs):
-    rootfs = shifted_rootfs(world, base_rootfs)
-    use_userns(pyrunc, bundle, rootfs)
+    rootfs = pyrunc.shifted_rootfs(world)
+    pyrunc.use_userns(bundle, rootfs)
     src = world / "src"
     src.mkdir()
     bundle.bind(src, "/new/mount/point")      # mount point the runtime must create
@@ -205,7 +161,7 @@ def test_runtime_made_files_belong_to_mapped_root(pyrunc, bundle, world, base_ro
 
 
 def test_terminal_pty_belongs_to_mapped_root(pyrunc, bundle, userns_rootfs, tmp_path):
-    use_userns(pyrunc, bundle, userns_rootfs)
+    pyrunc.use_userns(bundle, userns_rootfs)
     bundle.process["terminal"] = True
     bundle.sh("t=$(tty); echo tty=$t; stat -c 'pty %u:%g' $t; stat -c 'console %t:%T' /dev/console; "
               "echo written > $t && echo pty-writable")
@@ -232,7 +188,7 @@ def test_terminal_pty_belongs_to_mapped_root(pyrunc, bundle, userns_rootfs, tmp_
 def test_sysfs_in_user_namespace(pyrunc, bundle, userns_rootfs, netns):
     """A user namespace may mount sysfs only with its own network namespace;
     without one the runtime binds the host's /sys read-only (as runc)."""
-    use_userns(pyrunc, bundle, userns_rootfs)
+    pyrunc.use_userns(bundle, userns_rootfs)
     if not netns:
         bundle.remove_namespace("network")
     bundle.sh("ls /sys/class/net; grep ' /sys ' /proc/self/mountinfo; ls /sys/fs/cgroup | wc -l")
@@ -296,7 +252,7 @@ def _not_a_namespace(b):
 ], ids=["overlap", "host-overlap", "out-of-range", "maps-without-userns", "no-gid-maps",
         "path-not-userns", "path-not-namespace"])
 def test_bad_user_namespace_config(pyrunc, bundle, userns_rootfs, breaker, needles):
-    use_userns(pyrunc, bundle, userns_rootfs)
+    pyrunc.use_userns(bundle, userns_rootfs)
     breaker(bundle)
     cid, res = pyrunc.create(bundle, check=False)
     pyrunc.one_line_error(res, *needles)
@@ -305,7 +261,7 @@ def test_bad_user_namespace_config(pyrunc, bundle, userns_rootfs, breaker, needl
 
 def test_userns_state_and_exec(pyrunc, bundle, userns_rootfs):
     """exec joins the user namespace: the same mapping, root inside."""
-    use_userns(pyrunc, bundle, userns_rootfs)
+    pyrunc.use_userns(bundle, userns_rootfs)
     cid, _ = pyrunc.create(bundle)
     pyrunc.ok("start", cid)
     res = pyrunc.ok("exec", cid, "sh", "-c", "cat /proc/self/uid_map; id -u")
