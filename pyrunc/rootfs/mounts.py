@@ -329,7 +329,11 @@ def _mountpoint(root: Root, m: Mount, source: _Source | None) -> tuple[int, str]
         kind = "dir"
         if source is not None and not _is_dir(os.stat(source.stat_target()).st_mode):
             kind = "file"
-        return inroot.make_in_root(root.fd, m.destination, kind), data
+        try:
+            return inroot.make_in_root(root.fd, m.destination, kind), data
+        except OSError as e:
+            raise ConfigError(f"making mountpoint {m.destination}: {os.strerror(e.errno)}",
+                              f"{m.where}.destination") from None
     if m.type == "tmpfs":
         mode = os.fstat(fd).st_mode & 0o7777
         data = f"mode={mode:04o}" + ("," + data if data else "")

@@ -18,7 +18,6 @@ pytestmark = pytest.mark.integration
 
 BASE = 100000
 SIZE = 65536
-USERNS_MAP = [{"containerID": 0, "hostID": BASE, "size": SIZE}]
 
 
 def mapping(container_id: int, host_id: int, size: int = 1) -> list:
