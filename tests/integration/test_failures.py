@@ -51,11 +51,6 @@ def test_unsupported_oci_version(pyrunc, bundle):
     create_fails(pyrunc, bundle, "ociVersion", "2.0.0")
 
 
-def test_relative_mount_destination(pyrunc, bundle):
-    i = bundle.tmpfs("mnt/relative")
-    create_fails(pyrunc, bundle, f"mounts[{i}].destination")
-
-
 def test_bind_source_missing(pyrunc, bundle, tmp_path):
     i = bundle.bind(tmp_path / "does-not-exist", "/mnt/rw")
     create_fails(pyrunc, bundle, f"mounts[{i}].source")
