@@ -11,6 +11,10 @@ from pyrunc.rootfs.idmap import supported as idmap_supported
 from pyrunc.security import capabilities, lsm, seccomp
 
 OCI_VERSION_MIN = "1.0.0"
+# config.json annotations (or prefixes) that change what pyrunc does (runtime-spec
+# 1.2 features.md): none yet; runc lists "bundle", "org.systemd.property." and
+# "org.criu.config", which pyrunc does not interpret.
+UNSAFE_ANNOTATIONS: list[str] = []
 OCI_VERSION_MAX = SPEC_VERSION
 
 
@@ -42,7 +46,9 @@ def features() -> dict:
             "mountExtensions": {"idmap": {"enabled": idmap_supported()}},
             "netDevices": {"enabled": netdevices.supported()},
         },
+        "potentiallyUnsafeConfigAnnotations": list(UNSAFE_ANNOTATIONS),
         "annotations": {
+            "io.github.seccomp.libseccomp.version": seccomp.libseccomp_version(),
             "org.opencontainers.runc.checkpoint.enabled": "false",
             "io.github.pyrunc.version": __version__,
         },

@@ -102,24 +102,26 @@ class Container:
             raise InvalidState("cannot start a container that has stopped")
         if status != st.CREATED:
             raise InvalidState("cannot start an already running container")
-        self._run_prestart_hooks()
+        self._run_start_hooks("prestart", st.CREATED)
         self._release_init()
         try:
             os.unlink(self._dir.fifo_path)
         except FileNotFoundError:
             pass
-        self._run_hooks_warn("poststart", st.RUNNING)
+        self._run_start_hooks("poststart", st.RUNNING)
 
-    def _run_prestart_hooks(self) -> None:
+    def _run_start_hooks(self, kind: str, status: str) -> None:
         """prestart (deprecated by the spec in favour of createRuntime) runs once
-        `start` is called, before the user's program: what runtime-tools checks.
-        A failure stops the container and deletes it (lifecycle step 9)."""
+        `start` is called, before the user's program: what runtime-tools checks;
+        poststart after it. A failure of either stops the container and destroys
+        it (runtime-spec 1.3 lifecycle steps 3 and 9: "continue at step 12";
+        runc 1.5 fails `start` on a poststart hook too)."""
         hooks = self.state.config.get("hooks") or {}
-        if not hooks.get("prestart"):
+        if not hooks.get(kind):
             return
         from pyrunc.process.hooks import run_hooks
         try:
-            run_hooks(hooks, "prestart", st.hook_state(self.state, st.CREATED))
+            run_hooks(hooks, kind, st.hook_state(self.state, status))
         except PyruncError:
             self._kill_and_wait()
             self.destroy()
@@ -212,7 +214,7 @@ class Container:
         self._dir.remove()
 
     def _run_hooks_warn(self, kind: str, status: str) -> None:
-        """poststart/poststop failures are warnings: the lifecycle goes on (spec)."""
+        """poststop failures are warnings: the lifecycle goes on (spec)."""
         hooks = self.state.config.get("hooks")
         if not hooks or not hooks.get(kind):
             return

@@ -408,6 +408,10 @@ def notify_supported() -> bool:
         and native.seccomp_flags_known(FILTER_FLAG_NEW_LISTENER)
 
 
+def libseccomp_version() -> str:
+    return native.seccomp_version()
+
+
 def known_actions() -> list[str]:
     """The actions this host can use (SCMP_ACT_NOTIFY needs libseccomp API 6)."""
     return sorted(a for a in ACTIONS if a != "SCMP_ACT_NOTIFY" or notify_supported())

@@ -274,17 +274,20 @@ def test_failing_prestart_hook(pyrunc, bundle, hooklog):
     assert names == ["poststop"], names
 
 
-def test_failing_poststart_hook_warns(pyrunc, bundle, hooklog):
+def test_failing_poststart_hook_fails_start(pyrunc, bundle, hooklog):
+    """runtime-spec 1.3 (#1262) and runc 1.5: a failing poststart hook is an
+    error; the container is stopped and destroyed (poststop hooks run)."""
     bundle.config["hooks"] = {
         "poststart": [failing_hook("poststart"), hooklog.host("poststart-second")],
+        "poststop": [hooklog.host("poststop")],
     }
     cid, _ = pyrunc.create(bundle)
+    init = pyrunc.state(cid)["pid"]
     res = pyrunc("start", cid)
-    assert res.returncode == 0, res.stderr
-    assert "hooks.poststart[0]" in res.stderr and "warn" in res.stderr.lower(), res.stderr
-    assert res.stdout == ""
-    assert pyrunc.state(cid)["status"] == "running"
-    assert hooklog.names() == ["poststart-second"]
+    pyrunc.one_line_error(res, "hooks.poststart[0]")
+    assert hooklog.names() == ["poststop"]
+    assert not pyrunc.pid_alive(init)
+    assert pyrunc("state", cid).returncode != 0
 
 
 def test_failing_poststop_hook_warns(pyrunc, bundle, hooklog):
