@@ -7,25 +7,27 @@ default deny; an "a" rule resets everything to allow-all or deny-all. Like
 runc, a rule that would carve an exception out of an earlier, wider rule of
 the other kind ("allow c 1:* rwm" then "deny c 1:3 rwm") is refused as a
 config error: v1 cannot express it and silently ignores it. Unlike runc, a
-wide rule does override earlier narrower ones ("allow c 1:3" then "deny
-c 1:*" denies 1:3; runc and the v1 kernel would keep 1:3 allowed).
+wide deny does override earlier narrower allows ("allow c 1:3" then "deny
+c 1:*" denies 1:3; runc and the v1 kernel would keep 1:3 allowed), which only
+ever grants less; a wide allow in an allow-all cgroup lifts only the deny of
+exactly its device, as in runc and the kernel ("deny c 10:229" then "allow
+c *:* m" keeps 10:229 denied), so no rule grants more than runc's would.
 v1 gets the emulator's state as devices.allow/devices.deny writes; v2 gets it
 compiled to eBPF (bpf.py). As in the kernel, one request needing several
 access bits (open O_RDWR: "rw") must be granted by a single exception."""
 from __future__ import annotations
+
+import os
 
 from pyrunc.errors import ConfigError
 
 WILDCARD = -1
 MAX_DEV_NUMBER = 0xFFFFFFFF
 
-# Devices every container may use; the caller puts these *before* the config's
-# linux.resources.devices (so a config can still deny one of them). This is
-# runc's specconv.AllowedDevices without its "c *:* m" / "b *:* m" (mknod of
-# anything) entries: put before user rules they would make any user deny of a
-# char/block device a refused hole-punch. /dev/console (5:1) is deliberately
-# absent, as in runc: a container's /dev/console is a bind-mounted pty (136:N),
-# and 5:1 is the host's console.
+# runc's specconv.AllowedDevices, the allow rules it appends after the config's
+# linux.resources.devices (runtime_allow_rules), less its first two ("c *:* m",
+# "b *:* m": MKNOD_ANY). /dev/console (5:1) is absent, as in runc: a
+# container's /dev/console is a bind-mounted pty (136:N), 5:1 is the host's.
 DEFAULT_ALLOWED_DEVICES: tuple[dict, ...] = (
     {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},    # /dev/null
     {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},    # /dev/random
@@ -37,6 +39,25 @@ DEFAULT_ALLOWED_DEVICES: tuple[dict, ...] = (
     {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},    # /dev/ptmx
     {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # /dev/net/tun
 )
+# the node each of the first six rules comes with in runc
+DEFAULT_DEVICE_PATHS = ("/dev/null", "/dev/random", "/dev/full", "/dev/tty", "/dev/zero",
+                        "/dev/urandom")
+MKNOD_ANY: tuple[dict, ...] = ({"allow": True, "type": "c", "access": "m"},
+                               {"allow": True, "type": "b", "access": "m"})
+
+
+def runtime_allow_rules(linux_devices=None) -> list[dict]:
+    """The allow rules runc appends after linux.resources.devices: mknod of any
+    device, then the default devices' rules, except those of a default node
+    that a linux.devices entry of the same path replaces (runc's createDevices
+    drops the rule with the node). linux.devices entries get no rule of their
+    own: linux.resources.devices alone decides whether they may be used."""
+    replaced = {os.path.normpath(d["path"]) for d in linux_devices or ()
+                if isinstance(d, dict) and isinstance(d.get("path"), str)}
+    return list(MKNOD_ANY) + [
+        rule for i, rule in enumerate(DEFAULT_ALLOWED_DEVICES)
+        if i >= len(DEFAULT_DEVICE_PATHS) or DEFAULT_DEVICE_PATHS[i] not in replaced]
+
 
 _PERM_BITS = {"r": 1, "w": 2, "m": 4}
 
@@ -212,10 +233,13 @@ class Emulator:
                     f"cannot {'allow' if rule.allow else 'deny'} {rule.cgroup_string()}: it "
                     f"punches a hole in the earlier wider rule "
                     f"{'allow' if wide.allow else 'deny'} {wide.cgroup_string()}")
-        # Remove the bits from the exception itself and from every narrower one
-        # it covers (runc's emulator, like the v1 kernel, only touches the exact
-        # entry, so "allow c 1:3; deny c 1:*" would leave 1:3 allowed).
+        # A deny removes the bits from the allow exception itself and from every
+        # narrower one it covers (runc's emulator, like the v1 kernel, only
+        # touches the exact entry, so "allow c 1:3; deny c 1:*" would leave 1:3
+        # allowed); an allow lifts only the exact deny, as theirs does.
         for other in list(self.rules):
+            if rule.allow and other != key:
+                continue
             if (other[0] == rule.type and rule.major in (WILDCARD, other[1])
                     and rule.minor in (WILDCARD, other[2])):
                 left = self.rules[other] & ~bits

@@ -6,12 +6,13 @@ import errno
 import os
 
 from pyrunc.errors import ConfigError
+from pyrunc.lean.procfs import read_small
 
 from . import devices as _devices
 from .common import CgroupError, Target, errno_of, read_file, write_file, write_pid
 from .manager import CgroupManager
 from .paths import V1_BEST_EFFORT, v1_paths
-from .resources import THROTTLE_KEYS, rdma_lines
+from .resources import THROTTLE_KEYS, pids_max, rdma_lines
 
 # the blkio.throttle.* file of each OCI throttle list
 THROTTLE_V1 = dict(zip(THROTTLE_KEYS, ("blkio.throttle.read_bps_device",
@@ -86,6 +87,8 @@ class FsManager(CgroupManager):
             if parent == current:
                 break
             current = parent
+        if cpuset:
+            cpuset_fill(current)
         for d in reversed(missing):
             try:
                 os.mkdir(d, 0o755)
@@ -124,16 +127,34 @@ class FsManager(CgroupManager):
     def _settled_frozen(self, path: str) -> bool:
         return read_file(path, "freezer.state").strip() == "FROZEN"
 
+    def _self_frozen(self, path: str) -> bool:
+        # FROZEN or FREEZING by its own freezer.state (runc's GetState)
+        return read_small(os.path.join(path, "freezer.self_freezing")).strip() == b"1"
+
     def _kill_file_dir(self) -> str | None:
         return self.paths.get("unified")     # the hybrid host's cgroup2 directory
 
 
 def cpuset_copy(d: str) -> None:
-    """A new v1 cpuset cgroup is empty: give it its parent's cpus and mems."""
+    """A new v1 cpuset cgroup is empty: give it its parent's cpus and mems
+    (no task can join a cpuset without both: ENOSPC)."""
     parent = os.path.dirname(d)
     for name in ("cpuset.cpus", "cpuset.mems"):
         if not read_file(d, name).strip():
             write_file(d, name, read_file(parent, name).strip())
+
+
+def cpuset_fill(d: str) -> None:
+    """Existing cpuset cgroup `d` and its ancestors below the hierarchy's root
+    get cpus/mems copied down from the nearest populated ancestor where theirs
+    are empty (someone made them and never filled them), top down as runc's
+    cpusetEnsureParent does: else the container's cgroup below would be empty."""
+    chain = []
+    while os.path.exists(os.path.join(os.path.dirname(d), "cpuset.cpus")):
+        chain.append(d)
+        d = os.path.dirname(d)
+    for current in reversed(chain):
+        cpuset_copy(current)
 
 
 def apply_device_rules(path: str, rules: list) -> None:
@@ -194,8 +215,7 @@ def apply(spec: dict, t: Target, ctx: dict | None = None, where: str = "linux.re
     if c:
         _cpu(c, t, f"{where}.cpu")
     if "pids" in spec:
-        limit = spec["pids"]["limit"]
-        t.write(f"{where}.pids.limit", "pids", "pids.max", "max" if limit < 0 else str(limit))
+        t.write(f"{where}.pids.limit", "pids", "pids.max", pids_max(spec["pids"]["limit"]))
     if "blockIO" in spec:
         _blkio(spec["blockIO"], t, f"{where}.blockIO")
     for i, h in enumerate(spec.get("hugepageLimits", [])):

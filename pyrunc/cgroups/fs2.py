@@ -6,12 +6,14 @@ from __future__ import annotations
 import errno
 import os
 
+from pyrunc.lean.procfs import read_small
+
 from . import devices as _devices
 from .common import CGROUP_ROOT, CgroupError, Target, errno_of, read_file, write_file, write_pid
 from .manager import CgroupManager
 from .paths import v2_path
 from .resources import (THROTTLE_KEYS, V2_DEFAULT_PERIOD, blkio_weight_to_io_weight,
-                        cpu_shares_to_weight, rdma_lines, swap_to_v2)
+                        cpu_shares_to_weight, pids_max, rdma_lines, swap_to_v2)
 
 # the io.max key of each OCI throttle list
 THROTTLE_V2 = dict(zip(THROTTLE_KEYS, ("rbps", "wbps", "riops", "wiops")))
@@ -81,6 +83,9 @@ class Fs2Manager(CgroupManager):
     def _freezer(self):
         return (self.paths[""], "cgroup.freeze", "1", "0")
 
+    def _self_frozen(self, path: str) -> bool:
+        return read_small(os.path.join(path, "cgroup.freeze")).strip() == b"1"
+
     def _settled_frozen(self, path: str) -> bool:
         for line in read_file(path, "cgroup.events").splitlines():
             if line.startswith("frozen "):
@@ -135,7 +140,7 @@ def apply(spec: dict, t: Target, ctx: dict | None = None, where: str = "linux.re
     used where a write needs a value the spec leaves out."""
     ctx = spec if ctx is None else ctx
     if "pids" in spec:
-        t.write(f"{where}.pids.limit", "", "pids.max", _num(spec["pids"]["limit"]))
+        t.write(f"{where}.pids.limit", "", "pids.max", pids_max(spec["pids"]["limit"]))
     if "memory" in spec:
         _memory(spec["memory"], t, ctx.get("memory", {}), f"{where}.memory")
     if "blockIO" in spec:

@@ -114,12 +114,22 @@ class CgroupManager:
         return _devices.parse_rules(resources.get("devices"), f"{where}.devices")
 
     @staticmethod
+    def container_device_rules(linux: dict, where: str = "linux.resources.devices") -> list:
+        """The device rules a container's cgroup gets, as runc builds them:
+        linux.resources.devices, then runc's allow rules (devices.runtime_allow_rules:
+        mknod of anything and the default nodes not replaced by linux.devices;
+        none for linux.devices themselves). Checked (pure); Rules for apply_devices()."""
+        return CgroupManager.combined_device_rules(
+            (linux.get("resources") or {}).get("devices"),
+            _devices.runtime_allow_rules(linux.get("devices")), where)
+
+    @staticmethod
     def combined_device_rules(config_rules, extra_rules, where: str = "linux.resources.devices"
                               ) -> list:
-        """The config's device rules followed by the allow rules the runtime adds
-        (DEFAULT_ALLOWED_DEVICES, linux.devices), checked together (pure): a
-        default allow that would punch a hole in a config rule is refused before
-        anything is made. Returns Rules for apply_devices()."""
+        """The config's device rules followed by the allow rules the runtime adds,
+        checked together (pure): a default allow that would punch a hole in a
+        config rule is refused before anything is made. Returns Rules for
+        apply_devices()."""
         config_rules = list(config_rules or [])
         extra_rules = list(extra_rules or [])
         try:
@@ -135,8 +145,7 @@ class CgroupManager:
             dev = (f"{r.get('type', 'a')} {r.get('major', '*')}:{r.get('minor', '*')}"
                    if isinstance(r, dict) else str(r))
             raise ConfigError(f"{e.message} (the allow rule for {dev} that every container "
-                              "gets, from the default devices or linux.devices, conflicts "
-                              "with these rules)", where) from None
+                              "gets, as in runc, conflicts with these rules)", where) from None
 
     # --- host checks -----------------------------------------------------------
     def available_controllers(self) -> set[str]:
@@ -184,6 +193,42 @@ class CgroupManager:
             self._write(pending, Target(self.paths), pending, "linux.resources")
 
     def _write(self, spec: dict, target: Target, ctx: dict, where: str) -> None:
+        raise NotImplementedError
+
+    # --- joining -------------------------------------------------------------------
+    def check_new(self) -> None:
+        """Before a container is made in this cgroup (runc 1.2+'s libcontainer
+        Create): an existing cgroup must hold no process (runc 1.1 only warned;
+        1.2 made it an error) and must not be frozen, nor lie under a frozen
+        cgroup (a new cgroup is born frozen there): init would freeze as it
+        joins and create would never finish. CgroupError; nothing is made."""
+        pids = self.all_processes()
+        if pids:
+            raise CgroupError(f"container's cgroup is not empty: {len(pids)} process(es) "
+                              f"found in {self.path}")
+        where = self._freezer()
+        if where is None:
+            return
+        own = d = where[0]
+        while True:
+            try:
+                frozen = self._self_frozen(d)
+            except FileNotFoundError:
+                if os.path.isdir(d):
+                    return          # the hierarchy's root: it cannot be frozen
+                frozen = False      # not made yet: what its ancestors say
+            if frozen:
+                if d == own:
+                    raise CgroupError(f"container's cgroup unexpectedly frozen: {d}")
+                raise CgroupError(f"container's cgroup {own} is under a frozen cgroup: {d}")
+            parent = os.path.dirname(d)
+            if parent == d:
+                return
+            d = parent
+
+    def _self_frozen(self, path: str) -> bool:
+        """Whether cgroup `path` is frozen by its own setting (not an ancestor's);
+        FileNotFoundError when it has no freezer file (missing, or the root)."""
         raise NotImplementedError
 
     # --- inspection ------------------------------------------------------------

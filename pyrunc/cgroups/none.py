@@ -6,6 +6,9 @@ config asks for no resources, since it may not write to /sys/fs/cgroup
 class NoCgroup:
     path = ""
 
+    def check_new(self) -> None:
+        pass
+
     def create(self) -> None:
         pass
 

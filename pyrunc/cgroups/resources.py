@@ -243,7 +243,8 @@ def _parse_pids(p, at: str) -> dict:
     _object(p, at, ("limit",))
     if _absent(p.get("limit")):
         return {}
-    return {"limit": _int(p["limit"], f"{at}.limit", -1, INT64_MAX,
+    # runc treats any negative limit as "max" (-1 is the spec's spelling)
+    return {"limit": _int(p["limit"], f"{at}.limit", INT64_MIN, INT64_MAX,
                           "-1 (unlimited) or a number of tasks >= 0")}
 
 
@@ -443,10 +444,9 @@ def check(spec: dict, where: str = "linux.resources", version: str = "v1") -> No
                 f"cannot be enforced: this kernel has no working {file}"
                 + (" on cgroup v2" if version == "v2" else ""), f"{where}.memory.{k}")
     c = spec.get("cpu", {})
+    # a burst with an unlimited quota is taken (and kept for a later quota),
+    # as by the kernel and runc 1.5; above the quota the kernel refuses it
     quota, burst = c.get("quota", 0), c.get("burst", 0)
-    if burst > 0 and quota <= 0:
-        raise ConfigError("a burst needs a CPU quota (the kernel refuses a burst for an "
-                          "unlimited quota)", f"{where}.cpu.burst")
     if quota > 0 and burst > quota:
         raise ConfigError(f"burst {burst} must not exceed the quota {quota}",
                           f"{where}.cpu.burst")
@@ -587,6 +587,15 @@ def rdma_lines(spec: dict) -> list[tuple[str, str]]:
             line += f" hca_object={limits['hcaObjects']}"
         out.append((dev, line))
     return out
+
+
+def pids_max(limit: int) -> str:
+    """pids.max for linux.resources.pids.limit, as runc 1.5 writes it: a
+    negative limit is "max"; 0 (runtime-spec 1.3: "a valid limit value") is
+    written as 1, since systemd's TasksMax cannot be 0 and runc keeps its
+    drivers alike (with init alone in the cgroup, 1 forbids any fork, as 0
+    would); the systemd driver's TasksMax takes the same number."""
+    return "max" if limit < 0 else str(limit or 1)
 
 
 # --- v1 -> v2 conversions (fs2 and the systemd driver) ----------------------------------

@@ -110,8 +110,8 @@ def update(container, resources: dict) -> None:
         cgroup.check_host(spec, WHERE)
         rules = None
         if resources.get("devices") is not None:
-            rules = CgroupManager.combined_device_rules(
-                resources["devices"], _allowed_device_rules(c.state.config), f"{WHERE}.devices")
+            rules = CgroupManager.container_device_rules(
+                dict(c.state.config.get("linux") or {}, resources=resources), f"{WHERE}.devices")
         cgroup.apply_resources(spec, context=effective, rollback=True)
         if rules is not None:
             cgroup.apply_devices(rules)
@@ -120,18 +120,6 @@ def update(container, resources: dict) -> None:
             merged["devices"] = old["devices"]
         linux["resources"] = merged
         c._dir.save(c.state)
-
-
-def _allowed_device_rules(config: dict) -> list[dict]:
-    """What create adds after the config's rules (see create._allowed_device_rules)."""
-    from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
-    from pyrunc.rootfs.devices import parse_devices
-    rules = list(DEFAULT_ALLOWED_DEVICES)
-    for dev in parse_devices((config.get("linux") or {}).get("devices")):
-        if dev.type in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "c" if dev.type == "u" else dev.type,
-                          "major": dev.major, "minor": dev.minor, "access": "rwm"})
-    return rules
 
 
 _SIZE = re.compile(r"^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")

@@ -11,7 +11,6 @@ from pyrunc.errors import PyruncError
 from pyrunc.lean.procfs import process_start_time
 from pyrunc.process import terminal
 from pyrunc.cgroups import resctrl, warmup
-from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES
 from pyrunc.cgroups.manager import CgroupManager, new_manager
 from pyrunc.process import attributes
 from pyrunc.process.hooks import run_hooks
@@ -42,10 +41,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     if any(m.type in ("cgroup", "cgroup2") for m in plan.rootfs.mounts):
         plan.rootfs.cgroup_mounter = CgroupMounter(cgroup_dirs(cgroup.to_dict() or {}),
                                                    plan.namespaces.has_new("cgroup"))
-    device_rules = CgroupManager.combined_device_rules(resources.get("devices"),
-                                                       _allowed_device_rules(plan))
+    device_rules = CgroupManager.container_device_rules(linux)
 
     terminal.check_terminal_options(plan.process.terminal, console_socket)
+    cgroup.check_new()      # not in use, not frozen: else init would never get going
 
     state_dir = st.StateDir(root, container_id)
     state_dir.create()
@@ -140,17 +139,6 @@ def cgroup_dirs(cgroup_state: dict) -> list[str]:
     if cgroup_state.get("version") == "v2":
         return [cgroup_state["path"]]
     return sorted(set(cgroup_state.get("paths", {}).values()))
-
-
-def _allowed_device_rules(plan) -> list[dict]:
-    """runc appends allow rules for the devices every container has and for
-    each linux.devices entry, after the config's own rules."""
-    rules = list(DEFAULT_ALLOWED_DEVICES)
-    for dev in plan.rootfs.devices:
-        if dev.type in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "c" if dev.type == "u" else dev.type,
-                          "major": dev.major, "minor": dev.minor, "access": "rwm"})
-    return rules
 
 
 def _socket_activation_fds(config: dict) -> int:

@@ -360,9 +360,7 @@ def config_linux(x):
             x2 = x1['pids']
             if not isinstance(x2, dict):
                 return False
-            if 'limit' not in x2:
-                return False
-            if not defs__int64(x2['limit']):
+            if 'limit' in x2 and not defs__int64(x2['limit']):
                 return False
         if 'blockIO' in x1:
             x2 = x1['blockIO']

@@ -90,7 +90,6 @@ def test_zero_means_not_set_like_runc_but_pids_zero_is_a_limit():
     ({"cpu": {"cpus": "3-1"}}, "cpu.cpus"),
     ({"cpu": {"mems": 0}}, "cpu.mems"),
     ({"cpu": {"idle": 2}}, "cpu.idle"),
-    ({"pids": {"limit": -2}}, "pids.limit"),
     ({"pids": {"max": 3}}, "pids"),
     ({"blockIO": {"weight": 5}}, "blockIO.weight"),
     ({"blockIO": {"weight": 1001}}, "blockIO.weight"),
@@ -153,13 +152,25 @@ def test_v2_accepts_what_it_does_anyway():
     ({"memory": {"kernel": 100}}, "v1", "memory.kernel", "unlimited"),
     ({"memory": {"limit": 200, "kernelTCP": 100}}, "v2", "memory.kernelTCP", "cgroup v2"),
     ({"cpu": {"quota": 10000, "burst": 20000}}, "v1", "cpu.burst", "exceed"),
-    ({"cpu": {"burst": 20000}}, "v1", "cpu.burst", "needs a CPU quota"),
     ({"cpu": {"idle": 1, "shares": 1024}}, "v2", "cpu.shares", "idle"),
 ])
 def test_cross_field_rules(resources, version, where, needle):
     e = err(resources, version)
     assert e.where == f"{W}.{where}"
     assert needle in e.message
+
+
+def test_burst_without_a_quota_is_accepted_as_by_runc_1_5():
+    for version in ("v1", "v2"):
+        for c in ({"burst": 20000}, {"quota": -1, "burst": 20000}, {"quota": 20000, "burst": 20000}):
+            res.check(res.parse({"cpu": c}, W, version), W, version)
+
+
+def test_pids_limit_as_runc_1_5_writes_it():
+    assert [res.pids_max(v) for v in (-5, -1, 0, 1, 7)] == ["max", "max", "1", "1", "7"]
+    assert res.parse({"pids": {"limit": -2}}, W, "v1") == {"pids": {"limit": -2}}
+    assert res.parse({"pids": {"limit": 0}}, W, "v2") == {"pids": {"limit": 0}}
+    assert res.parse({"pids": {}}, W, "v2") == {}       # 1.3: limit is optional
 
 
 def test_kernel_memory_covered_by_the_memory_limit_is_accepted():

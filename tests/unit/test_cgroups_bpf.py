@@ -128,15 +128,30 @@ def run(prog: bytes, dtype: str, access: str, major: int, minor: int) -> int:
 
 
 def last_match(rules: list[dict], dtype, access_bit, major, minor) -> int:
-    verdict = 0
+    """The reference: after the last "a" rule, allow-list mode is last match
+    wins; in allow-all mode an allow lifts only the deny of exactly its device
+    (runc's emulator and the v1 kernel: "deny c 1:3" then "allow c 1:*" keeps
+    1:3 denied)."""
+    verdict, default, denies = 0, False, set()
     for r in rules:
         t = r.get("type") or "a"
-        if t != "a":
-            if t != dtype or access_bit not in r["access"]:
-                continue
-            if r.get("major", -1) not in (-1, major) or r.get("minor", -1) not in (-1, minor):
-                continue
-        verdict = int(r["allow"])
+        if t == "a":
+            verdict, default, denies = int(r["allow"]), r["allow"], set()
+            continue
+        if access_bit not in r["access"]:
+            continue
+        key = (t, r.get("major", -1), r.get("minor", -1))
+        if default:
+            if r["allow"]:
+                denies.discard(key)
+            else:
+                denies.add(key)
+            continue
+        if t == dtype and key[1] in (-1, major) and key[2] in (-1, minor):
+            verdict = int(r["allow"])
+    if default:
+        return int(not any(t == dtype and ma in (-1, major) and mi in (-1, minor)
+                           for t, ma, mi in denies))
     return verdict
 
 

@@ -306,6 +306,11 @@ def test_valid_configs(doc):
     assert doc == before  # never modified
 
 
+def test_pids_limit_is_optional_as_in_runtime_spec_1_3():
+    # config-linux.md 1.3 made limit OPTIONAL (the 1.3 schema file still says required)
+    validate_config(mutated(FULL_LINUX, lambda c: c["linux"]["resources"]["pids"].pop("limit")))
+
+
 def test_unknown_fields_and_other_platforms_are_accepted():
     doc = mutated(MINIMAL, lambda c: c.update(futureField={"x": 1}, windows={}, vm={}, solaris={}, zos={}))
     validate_config(doc)
@@ -412,7 +417,7 @@ BAD = [
         "linux.resources.blockIO.weightDevice[0].minor",
         "required field is missing",
     ),
-    (lambda c: c["linux"]["resources"]["pids"].pop("limit"), "linux.resources.pids.limit", "required field"),
+    (lambda c: c["linux"]["resources"]["pids"].update(limit="8"), "linux.resources.pids.limit", "not of type"),
     (lambda c: c["linux"]["netDevices"]["eth0"].update(name=23), "linux.netDevices.eth0.name", "not of type"),
     (lambda c: c["linux"].update(rootfsPropagation="rshared"), "linux.rootfsPropagation", "is not one of"),
     (lambda c: c["linux"]["seccomp"].pop("defaultAction"), "linux.seccomp.defaultAction", "required field"),
