@@ -243,8 +243,7 @@ def _parse_pids(p, at: str) -> dict:
     _object(p, at, ("limit",))
     if _absent(p.get("limit")):
         return {}
-    # runc treats any negative limit as "max" (-1 is the spec's spelling)
-    return {"limit": _int(p["limit"], f"{at}.limit", INT64_MIN, INT64_MAX,
+    return {"limit": _int(p["limit"], f"{at}.limit", -1, INT64_MAX,
                           "-1 (unlimited) or a number of tasks >= 0")}
 
 
@@ -590,11 +589,12 @@ def rdma_lines(spec: dict) -> list[tuple[str, str]]:
 
 
 def pids_max(limit: int) -> str:
-    """pids.max for linux.resources.pids.limit, as runc 1.5 writes it: a
-    negative limit is "max"; 0 (runtime-spec 1.3: "a valid limit value") is
-    written as 1, since systemd's TasksMax cannot be 0 and runc keeps its
-    drivers alike (with init alone in the cgroup, 1 forbids any fork, as 0
-    would); the systemd driver's TasksMax takes the same number."""
+    """pids.max for linux.resources.pids.limit, as runc 1.5 writes it: -1 is
+    "max" (runc takes any negative number so; parse() refuses below -1), and
+    0 (runtime-spec 1.3: "a valid limit value") is 1, since systemd's TasksMax
+    cannot be 0 and runc keeps its drivers alike: with init alone in the
+    cgroup, 1 forbids any fork as 0 would. The systemd driver's TasksMax
+    takes the same number."""
     return "max" if limit < 0 else str(limit or 1)
 
 

@@ -44,7 +44,6 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     device_rules = CgroupManager.container_device_rules(linux)
 
     terminal.check_terminal_options(plan.process.terminal, console_socket)
-    cgroup.check_new()      # not in use, not frozen: else init would never get going
 
     state_dir = st.StateDir(root, container_id)
     state_dir.create()
@@ -60,6 +59,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     if not plan.rootfs.private_mount_ns:
         state.host_mounts_baseline = [i for i, _ in hostmounts.mounts_under(state.rootfs)]
     try:
+        cgroup.check_new()      # not in use, not frozen: else init would never get going
         os.mkfifo(state_dir.fifo_path, 0o622)
         os.chmod(state_dir.fifo_path, 0o622)  # mkfifo honours the umask
         fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)

@@ -297,7 +297,7 @@ def test_pids_without_a_limit_and_negative_limits(pyrunc, bundle):
     assert cat(ROOT, "pids", cid, "pids.max") == "max"
     pyrunc.ok("update", "--pids-limit", "0", cid)
     assert cat(ROOT, "pids", cid, "pids.max") == "1"
-    pyrunc.ok("update", "--pids-limit", "-2", cid)
+    pyrunc.ok("update", "--pids-limit", "-1", cid)
     assert cat(ROOT, "pids", cid, "pids.max") == "max"
 
 

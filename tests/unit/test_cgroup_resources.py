@@ -90,6 +90,7 @@ def test_zero_means_not_set_like_runc_but_pids_zero_is_a_limit():
     ({"cpu": {"cpus": "3-1"}}, "cpu.cpus"),
     ({"cpu": {"mems": 0}}, "cpu.mems"),
     ({"cpu": {"idle": 2}}, "cpu.idle"),
+    ({"pids": {"limit": -2}}, "pids.limit"),
     ({"pids": {"max": 3}}, "pids"),
     ({"blockIO": {"weight": 5}}, "blockIO.weight"),
     ({"blockIO": {"weight": 1001}}, "blockIO.weight"),
@@ -168,7 +169,6 @@ def test_burst_without_a_quota_is_accepted_as_by_runc_1_5():
 
 def test_pids_limit_as_runc_1_5_writes_it():
     assert [res.pids_max(v) for v in (-5, -1, 0, 1, 7)] == ["max", "max", "1", "1", "7"]
-    assert res.parse({"pids": {"limit": -2}}, W, "v1") == {"pids": {"limit": -2}}
     assert res.parse({"pids": {"limit": 0}}, W, "v2") == {"pids": {"limit": 0}}
     assert res.parse({"pids": {}}, W, "v2") == {}       # 1.3: limit is optional
 
