@@ -11,7 +11,7 @@ from pyrunc.lean.procfs import read_small
 from . import devices as _devices
 from .common import CgroupError, Target, errno_of, read_file, write_file, write_pid
 from .manager import CgroupManager
-from .paths import V1_BEST_EFFORT, v1_paths
+from .paths import V1_BEST_EFFORT, sub_cgroup, v1_paths
 from .resources import THROTTLE_KEYS, pids_max, rdma_lines
 
 # the blkio.throttle.* file of each OCI throttle list
@@ -108,6 +108,17 @@ class FsManager(CgroupManager):
             except CgroupError:
                 if name not in V1_BEST_EFFORT:
                     raise
+
+    def exec_dirs(self, sub: dict[str, str] | None = None) -> dict[str, str]:
+        """v1: one sub-cgroup for every hierarchy, or one per named controller
+        (the others stay in the container's cgroup), as runc's addIntoCgroupV1."""
+        if not sub or "" in sub:
+            return super().exec_dirs(sub)
+        unknown = sorted(set(sub) - set(self.paths))
+        if unknown:
+            raise CgroupError(f"unknown controller {unknown[0]} in --cgroup (this container's "
+                              f"are {', '.join(sorted(self.paths))})")
+        return {ctrl: sub_cgroup(d, sub.get(ctrl, "")) for ctrl, d in self.paths.items()}
 
     def apply_devices(self, rules) -> None:
         """Enforce device rules (OCI dicts, or Rules from devices.parse_rules)

@@ -68,6 +68,10 @@ class Fs2Manager(CgroupManager):
     def add_process(self, pid: int) -> None:
         write_pid(self.paths[""], pid)
 
+    def _init_cgroup(self, init_pid: int) -> str | None:
+        from .paths import process_cgroup_v2
+        return process_cgroup_v2(init_pid) if init_pid else None
+
     def apply_devices(self, rules) -> None:
         """Enforce device rules (OCI dicts, or Rules from devices.parse_rules) with
         an attached eBPF program (replacing ours); the caller includes the defaults."""

@@ -20,7 +20,8 @@ from pyrunc.errors import ConfigError
 
 from . import devices as _devices
 from . import freezer
-from .common import CgroupError, Target, detect, read_all_pids, read_pids, write_file
+from .common import (CgroupError, Target, detect, read_all_pids, read_pids, write_file,
+                     write_pid)
 from .freezer import FREEZE_WAIT
 
 RMDIR_BUDGET = 1.0        # seconds destroy() keeps retrying EBUSY
@@ -194,6 +195,38 @@ class CgroupManager:
 
     def _write(self, spec: dict, target: Target, ctx: dict, where: str) -> None:
         raise NotImplementedError
+
+    # --- exec'd processes -------------------------------------------------------------
+    def exec_dirs(self, sub: dict[str, str] | None = None) -> dict[str, str]:
+        """{controller: directory} an exec'd process joins: the container's
+        cgroup, or with `exec --cgroup` (paths.parse_sub_cgroups) a sub-cgroup
+        of it ("" for all controllers). Checked before the process is forked:
+        CgroupError for a path leaving the container's cgroup (runc's AddPid)."""
+        from .paths import sub_cgroup
+        s = (sub or {}).get("", "")
+        return {ctrl: sub_cgroup(d, s) for ctrl, d in self.paths.items()}
+
+    def add_exec_process(self, pid: int, dirs: dict[str, str], init_pid: int = 0) -> None:
+        """Put an exec'd process into `dirs` (exec_dirs()). A hierarchy runc
+        joins only best-effort may refuse; on v2 the container's own cgroup may
+        refuse processes (it delegates to sub-cgroups: "no internal processes")
+        and then, unless a sub-cgroup was asked for, init's own cgroup is
+        joined instead, as runc's addIntoCgroupV2 does."""
+        from .paths import V1_BEST_EFFORT
+        for ctrl, d in dirs.items():
+            try:
+                write_pid(d, pid)
+            except CgroupError:
+                if ctrl in V1_BEST_EFFORT:
+                    continue
+                fallback = self._init_cgroup(init_pid) if d == self.paths.get(ctrl) else None
+                if not fallback or not fallback.startswith(d + "/"):
+                    raise
+                write_pid(fallback, pid)
+
+    def _init_cgroup(self, init_pid: int) -> str | None:
+        """The v2 cgroup init is in now (fs2 only)."""
+        return None
 
     # --- joining -------------------------------------------------------------------
     def check_new(self) -> None:

@@ -155,3 +155,43 @@ def v2_path(inner: str, proc_cgroup: str | None = None, root: str = CGROUP_ROOT)
     if own is None:
         raise CgroupError("cannot find the runtime's own cgroup v2 in /proc/self/cgroup")
     return _join(_join(root, os.path.dirname(own)), inner)
+
+
+def process_cgroup_v2(pid: int, root: str = CGROUP_ROOT) -> str | None:
+    """The cgroup v2 directory a process is in, None if unknown."""
+    try:
+        own = parse_proc_cgroup(_read(f"/proc/{pid}/cgroup")).get("unified")
+    except CgroupError:
+        return None
+    return _join(root, own) if own else None
+
+
+def parse_sub_cgroups(args) -> dict[str, str]:
+    """`exec --cgroup` arguments (runc's getSubCgroupPaths): one PATH (every
+    controller; cgroup v2's form), or any number of CTRL[,CTRL...]:PATH (v1)
+    -> {controller or "": sub-cgroup path}. UsageError as runc words it."""
+    from pyrunc.errors import UsageError
+    paths: dict[str, str] = {}
+    for arg in args or ():
+        ctrls, colon, path = arg.partition(":")
+        if not colon:
+            if len(args) != 1:
+                raise UsageError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            paths[""] = arg
+            continue
+        for ctrl in ctrls.split(","):
+            if not ctrl:
+                raise UsageError(f"invalid --cgroup argument: {arg} (empty <controller> prefix)")
+            if ctrl in paths:
+                raise UsageError(f"invalid --cgroup argument(s): controller {ctrl} specified "
+                                 "multiple times")
+            paths[ctrl] = path
+    return paths
+
+
+def sub_cgroup(base: str, sub: str) -> str:
+    """`sub` below cgroup `base`; CgroupError if it would leave it."""
+    d = _join(base, sub)
+    if d != base and not d.startswith(base + "/"):
+        raise CgroupError(f"bad sub cgroup path: {sub}")
+    return d

@@ -196,6 +196,8 @@ COMMANDS = {
             '-preserve-fds': ('preserve_fds', INT, False),
             '--ignore-paused': ('ignore_paused', FLAG, False),
             '-ignore-paused': ('ignore_paused', FLAG, False),
+            '--cgroup': ('cgroups', TEXT, True),
+            '-cgroup': ('cgroups', TEXT, True),
         },
         {
             'process_file': None,
@@ -213,6 +215,7 @@ COMMANDS = {
             'process_label': None,
             'preserve_fds': 0,
             'ignore_paused': False,
+            'cgroups': (),
             'args': (),
         },
         (('container_id', True, 1), ('args', False, -1)),

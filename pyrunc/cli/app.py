@@ -206,6 +206,9 @@ def list_(root, fmt, quiet):
 @click.option("--process-label", default=None)
 @click.option("--preserve-fds", type=int, default=0)
 @click.option("--ignore-paused", is_flag=True)
+@click.option("--cgroup", "cgroups", multiple=True,
+              help="run the process in an (existing) sub-cgroup(s). Format is "
+                   "[<controller>:]<cgroup>.")
 @click.argument("container_id")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj

@@ -15,6 +15,9 @@ def _load(ctx, container_id: str):
                    "from the standard input (then all other options are ignored)")
 @click.option("--blkio-weight", type=int, default=None,
               help="Specifies per cgroup weight, range is from 10 to 1000")
+@click.option("--cpu-burst", default=None,
+              help="CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time "
+                   "additionally for burst a given period")
 @click.option("--cpu-period", default=None,
               help="CPU CFS period to be used for hardcapping (in usecs). 0 to use system default")
 @click.option("--cpu-quota", default=None,

@@ -79,7 +79,7 @@ def run(root: str, container_id: str, bundle: str, detach, keep, no_subreaper,
 
 def exec_(root: str, container_id: str, args: tuple, process_file, detach, pid_file,
           console_socket, tty, cwd, env, user, additional_gids, caps, no_new_privs, apparmor,
-          process_label, preserve_fds, ignore_paused) -> int:
+          process_label, preserve_fds, ignore_paused, cgroups=()) -> int:
     """`exec`: the process from --process FILE (how containerd and conmon call
     it; the flags that describe a process are then ignored, as runc does), or
     from the container's config, those flags and the command line after the id."""
@@ -87,6 +87,10 @@ def exec_(root: str, container_id: str, args: tuple, process_file, detach, pid_f
         process_from_flags
     from pyrunc.container.lifecycle import Container
     try:
+        sub_cgroups = None
+        if cgroups:
+            from pyrunc.cgroups.paths import parse_sub_cgroups
+            sub_cgroups = parse_sub_cgroups(cgroups)
         container = Container.load(container_id, root)
         if process_file:
             process = load_process_file(process_file)
@@ -97,7 +101,7 @@ def exec_(root: str, container_id: str, args: tuple, process_file, detach, pid_f
                 tty=tty, apparmor=apparmor, process_label=process_label)
         return exec_process(container, process, detach=detach, pid_file=pid_file,
                             preserve_fds=preserve_fds, ignore_paused=ignore_paused,
-                            console_socket=console_socket)
+                            console_socket=console_socket, sub_cgroups=sub_cgroups)
     except ExecError:
         raise
     except PyruncError as e:  # exec reports every runtime failure with 255

@@ -141,7 +141,8 @@ def ram_in_bytes(value: str) -> int:
 
 
 def resources_from_flags(*, memory=None, memory_reservation=None, memory_swap=None,
-                         kernel_memory=None, kernel_memory_tcp=None, cpu_period=None,
+                         kernel_memory=None, kernel_memory_tcp=None, cpu_burst=None,
+                         cpu_period=None,
                          cpu_quota=None, cpu_share=None, cpu_rt_period=None,
                          cpu_rt_runtime=None, cpuset_cpus=None, cpuset_mems=None,
                          blkio_weight=None, pids_limit=None) -> dict:
@@ -161,7 +162,8 @@ def resources_from_flags(*, memory=None, memory_reservation=None, memory_swap=No
                 put("memory", key, ram_in_bytes(value))
             except ValueError as e:
                 raise PyruncError(f"invalid value for {flag}: {e}") from None
-    for flag, key, value, signed in (("cpu-period", "period", cpu_period, False),
+    for flag, key, value, signed in (("cpu-burst", "burst", cpu_burst, False),
+                                     ("cpu-period", "period", cpu_period, False),
                                      ("cpu-rt-period", "realtimePeriod", cpu_rt_period, False),
                                      ("cpu-share", "shares", cpu_share, False),
                                      ("cpu-quota", "quota", cpu_quota, True),

@@ -27,9 +27,11 @@ class ExecError(PyruncError):
 
 def exec_process(container: Container, process: dict, *, detach: bool = False,
                  pid_file: str | None = None, preserve_fds: int = 0,
-                 ignore_paused: bool = False, console_socket: str | None = None) -> int:
+                 ignore_paused: bool = False, console_socket: str | None = None,
+                 sub_cgroups: dict[str, str] | None = None) -> int:
     """Run `process` (an OCI process object) in the container; returns its exit
-    status (foreground) or 0 once it runs (detached)."""
+    status (foreground) or 0 once it runs (detached). `sub_cgroups`: the
+    sub-cgroups to run it in (`--cgroup`, pyrunc.cgroups.paths.parse_sub_cgroups)."""
     from pyrunc.process import attributes
     from pyrunc.process.plan import build_exec_plan
     from pyrunc.process.spawn import InitProcess
@@ -46,6 +48,10 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
     plan = build_exec_plan(container.id, container.state.config, process,
                            _namespace_paths(container), preserve_fds)
     cgroup = container._cgroup()
+    try:
+        cgroup_dirs = cgroup.exec_dirs(sub_cgroups) if cgroup is not None else {}
+    except PyruncError as e:
+        raise ExecError(str(e)) from None
     if not detach:
         native.prctl(native.PR_SET_CHILD_SUBREAPER, 1)
     ours = console = None
@@ -60,7 +66,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
     proc = InitProcess(plan, entry="exec")
     def place_in_groups(pid: int) -> None:
         if cgroup is not None:
-            cgroup.add_process(pid)
+            cgroup.add_exec_process(pid, cgroup_dirs, container.pid)
         if container.state.intel_rdt:
             from pyrunc.cgroups import resctrl
             resctrl.add_exec_task(container.state.intel_rdt, pid)

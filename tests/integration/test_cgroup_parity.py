@@ -319,3 +319,98 @@ def test_cpu_burst_above_the_quota_fails_cleanly(pyrunc, bundle):
     _, res = pyrunc.create(bundle, cid=cid, check=False)
     assert res.returncode != 0 and len(res.stderr.splitlines()) == 1, res.stderr
     assert_nothing_made(pyrunc, cid, f"/{cid}")
+
+
+def test_update_cpu_burst(pyrunc, bundle):
+    if not os.path.exists(os.path.join(ROOT, "cpu", "cpu.cfs_burst_us")):
+        pytest.skip("this kernel has no cpu.cfs_burst_us")
+    cid = pyrunc.new_id()
+    bundle.linux["cgroupsPath"] = f"/{cid}"
+    pyrunc.create(bundle, cid=cid)
+    d = os.path.join(ROOT, "cpu", cid)
+    pyrunc.ok("update", "--cpu-quota", "20000", "--cpu-burst", "7000", cid)
+    assert (cat(d, "cpu.cfs_quota_us"), cat(d, "cpu.cfs_burst_us")) == ("20000", "7000")
+    pyrunc.ok("update", "--cpu-burst", "0", cid)
+    assert cat(d, "cpu.cfs_burst_us") == "0"
+    res = pyrunc("update", "--cpu-burst", "x", cid)
+    assert res.returncode != 0 and "invalid value for cpu-burst" in res.stderr
+    res = pyrunc("update", "--cpu-burst", "30000", cid)           # above the quota
+    assert res.returncode != 0 and "cpu" in res.stderr
+    if not runtime_is_runc(pyrunc):           # runc adds a warning line before it
+        assert len(res.stderr.splitlines()) == 1, res.stderr
+    assert cat(d, "cpu.cfs_burst_us") == "0"
+
+
+# --- exec --cgroup ---------------------------------------------------------------------
+
+def proc_cgroups(pid: int) -> dict[str, str]:
+    out = {}
+    for line in cat(f"/proc/{pid}/cgroup").splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(","):
+            out[c] = path
+    return out
+
+
+def exec_pid(pyrunc, cid: str, *flags: str) -> int:
+    pid_file = os.path.join(pyrunc.tmp, f"exec-{time.monotonic_ns()}.pid")
+    pyrunc.ok("exec", "-d", "--pid-file", pid_file, *flags, cid, "sleep", "100")
+    return int(cat(pid_file))
+
+
+@pytest.fixture
+def running(pyrunc, bundle):
+    """A running container in /<cid>, with a sub-cgroup "sub" made in each of
+    its hierarchies (as a user of `exec --cgroup` makes it)."""
+    cid = pyrunc.new_id()
+    bundle.linux["cgroupsPath"] = f"/{cid}"
+    pyrunc.create(bundle, cid=cid)
+    pyrunc.ok("start", cid)
+    init = proc_cgroups(pyrunc.state(cid)["pid"])
+    key = {"systemd": "name=systemd", "unified": ""}
+    hierarchies = [h for h in os.listdir(ROOT) if init.get(key.get(h, h)) == f"/{cid}"]
+    for h in hierarchies:
+        os.mkdir(os.path.join(ROOT, h, cid, "sub"))
+        if h == "cpuset":                      # else no task may join it
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                put(os.path.join(ROOT, h, cid, "sub", f), cat(ROOT, h, cid, f))
+    return cid, hierarchies
+
+
+def test_exec_cgroup_one_sub_cgroup_for_all(pyrunc, running):
+    cid, hierarchies = running
+    pid = exec_pid(pyrunc, cid, "--cgroup", "sub")
+    cg = proc_cgroups(pid)
+    for h in ("memory", "pids", "devices", "freezer", "cpuset"):
+        assert cg[h] == f"/{cid}/sub", (h, cg)
+
+
+def test_exec_cgroup_per_controller(pyrunc, running):
+    cid, _ = running
+    pid = exec_pid(pyrunc, cid, "--cgroup", "memory,pids:sub", "--cgroup", "freezer:/sub")
+    cg = proc_cgroups(pid)
+    assert (cg["memory"], cg["pids"], cg["freezer"]) == (f"/{cid}/sub",) * 3
+    assert cg["devices"] == cg["cpuset"] == f"/{cid}"
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--cgroup", "nosuch"], "nosuch"),
+    (["--cgroup", "memory:nosuch"], "nosuch"),
+    (["--cgroup", "../escape"], "bad sub cgroup path"),
+    (["--cgroup", "bogus:sub"], "bogus"),
+    (["--cgroup", "a", "--cgroup", "b"], "missing <controller>: prefix"),
+    (["--cgroup", "memory:a", "--cgroup", "memory:b"], "controller memory specified multiple"),
+    (["--cgroup", ",memory:a"], "empty <controller> prefix"),
+])
+def test_exec_cgroup_failures(pyrunc, running, flags, needle):
+    cid, _ = running
+    before = set(os.listdir("/proc"))
+    res = pyrunc("exec", "-d", *flags, cid, "sleep", "100")
+    line = pyrunc.one_line_error(res, needle)
+    assert res.returncode == 255 or runtime_is_runc(pyrunc), line
+    # nothing left: only init in the container's cgroup and its sub-cgroups
+    assert cat(ROOT, "pids", cid, "cgroup.procs") == str(pyrunc.state(cid)["pid"])
+    assert cat(ROOT, "pids", cid, "sub", "cgroup.procs") == ""
+    assert not [p for p in set(os.listdir("/proc")) - before
+                if p.isdigit() and pyrunc.pid_alive(int(p)) and
+                "sleep" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]

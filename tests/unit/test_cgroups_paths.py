@@ -233,3 +233,38 @@ def test_destroy_reports_failures_and_keeps_them(tmp_path, monkeypatch):
     (tmp_path / "devices" / "x" / "file").unlink()
     m.destroy()
     assert m.created == []
+
+
+# --- exec --cgroup ---------------------------------------------------------------------
+
+def test_parse_sub_cgroups_as_runc():
+    from pyrunc.cgroups.paths import parse_sub_cgroups
+    from pyrunc.errors import UsageError
+    assert parse_sub_cgroups([]) == {}
+    assert parse_sub_cgroups(["sub"]) == {"": "sub"}
+    assert parse_sub_cgroups(["cpu,memory:a/b", "pids:c"]) == {"cpu": "a/b", "memory": "a/b",
+                                                               "pids": "c"}
+    for args, needle in ((["a", "b"], "missing <controller>: prefix"),
+                         ([",cpu:x"], "empty <controller> prefix"),
+                         (["cpu:x", "cpu:y"], "controller cpu specified multiple times")):
+        with pytest.raises(UsageError, match=needle):
+            parse_sub_cgroups(args)
+
+
+def test_exec_dirs_v1_and_v2():
+    from pyrunc.cgroups.fs import FsManager
+    from pyrunc.cgroups.fs2 import Fs2Manager
+    v1 = FsManager({"cpu": "/cg/cpu/c", "memory": "/cg/memory/c", "devices": "/cg/devices/c"})
+    assert v1.exec_dirs(None) == v1.paths
+    assert v1.exec_dirs({"": "/s/t"}) == {k: v + "/s/t" for k, v in v1.paths.items()}
+    assert v1.exec_dirs({"memory": "m"}) == {"cpu": "/cg/cpu/c", "memory": "/cg/memory/c/m",
+                                             "devices": "/cg/devices/c"}
+    with pytest.raises(CgroupError, match="unknown controller pids"):
+        v1.exec_dirs({"pids": "x"})
+    with pytest.raises(CgroupError, match="bad sub cgroup path: ../x"):
+        v1.exec_dirs({"": "../x"})
+    v2 = Fs2Manager({"": "/cg/c"})
+    assert v2.exec_dirs({"": "a"}) == {"": "/cg/c/a"}
+    assert v2.exec_dirs({"memory": "a"}) == {"": "/cg/c"}     # runc: only the plain form
+    with pytest.raises(CgroupError, match="bad sub cgroup path"):
+        v2.exec_dirs({"": "a/../../b"})
