@@ -63,32 +63,34 @@ def with_path(v2rt, bundle, inner: str) -> None:
     v2rt.write_config(bundle, c)
 
 
-def test_create_in_a_frozen_cgroup_is_refused(v2rt, premade):
-    cid = v2rt.new_id()
-    d = premade(f"/{cid}")
+def refused_under_frozen(v2rt, premade, frozen: str, inner: str, *needles: str) -> str:
+    """create with cgroupsPath `inner` while `frozen` (made here) is frozen:
+    one line with exit 1, nothing made; returns the frozen directory."""
+    d = premade(frozen)
     put(os.path.join(d, "cgroup.freeze"), "1")
     b = v2rt.bundle()
-    with_path(v2rt, b, f"/{cid}")
+    with_path(v2rt, b, inner)
+    cid = v2rt.new_id()
     res = v2rt("create", "--bundle", b, cid, timeout=60)
     lines = res.stderr.splitlines()
     assert res.returncode == 1 and len(lines) == 1, res.stderr
-    assert "container's cgroup unexpectedly frozen" in lines[0]
+    for n in needles + (d,):
+        assert n in lines[0], (n, lines[0])
     assert not os.path.exists(os.path.join(v2rt.root, cid))
     assert cat(d, "cgroup.procs") == "" and cat(d, "cgroup.freeze") == "1"
+    return d
+
+
+def test_create_in_a_frozen_cgroup_is_refused(v2rt, premade):
+    tag = v2rt.new_id()
+    refused_under_frozen(v2rt, premade, f"/{tag}", f"/{tag}",
+                         "container's cgroup unexpectedly frozen")
 
 
 def test_create_under_a_frozen_parent_is_refused(v2rt, premade):
-    cid = v2rt.new_id()
-    parent = premade(f"/{cid}")
-    put(os.path.join(parent, "cgroup.freeze"), "1")
-    b = v2rt.bundle()
-    with_path(v2rt, b, f"/{cid}/ctr")
-    res = v2rt("create", "--bundle", b, cid, timeout=60)
-    lines = res.stderr.splitlines()
-    assert res.returncode == 1 and len(lines) == 1, res.stderr
-    assert "is under a frozen cgroup" in lines[0] and parent in lines[0]
-    assert not os.path.exists(os.path.join(parent, "ctr"))
-    assert not os.path.exists(os.path.join(v2rt.root, cid))
+    tag = v2rt.new_id()
+    d = refused_under_frozen(v2rt, premade, f"/{tag}", f"/{tag}/ctr", "is under a frozen cgroup")
+    assert not os.path.exists(os.path.join(d, "ctr"))
 
 
 def test_create_in_a_cgroup_in_use_is_refused(v2rt, premade):
