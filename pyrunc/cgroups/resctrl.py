@@ -12,6 +12,7 @@ closID was unset; the MON group always.
 """
 import os
 
+from pyrunc.cgroups.common import CgroupError, write_file
 from pyrunc.errors import ConfigError, ContainerStartError
 from pyrunc.lean.record import record
 
@@ -84,16 +85,13 @@ def _last_cmd_status(root: str) -> str:
         return ""
 
 
-def _write(plan: RdtPlan, path: str, data: str, what: str) -> None:
+def _write(root: str, directory: str, name: str, data: str) -> None:
+    """One write(2); the kernel says why it refused in info/last_cmd_status."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, data.encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise ContainerStartError(f"intelrdt: unable to {what}: {e.strerror}"
-                                  f"{_last_cmd_status(plan.root)}", WHERE) from None
+        write_file(directory, name, data)
+    except CgroupError as e:
+        raise ContainerStartError(f"intelrdt: {e.message}{_last_cmd_status(root)}",
+                                  WHERE) from None
 
 
 def mon_path(plan: RdtPlan) -> str | None:
@@ -115,11 +113,11 @@ def apply(plan: RdtPlan, pid: int) -> dict:
         except OSError as e:
             raise ContainerStartError(f"intelrdt: cannot create {plan.path}: {e.strerror}"
                                       f"{_last_cmd_status(plan.root)}", WHERE) from None
-    state = {"path": plan.path, "created": created and not plan.clos_id, "mon_path": None}
+    state = {"root": plan.root, "path": plan.path, "created": created and not plan.clos_id,
+             "mon_path": None}
     try:
         if plan.schemata:
-            text = "".join(line + "\n" for line in plan.schemata)
-            _write(plan, os.path.join(plan.path, "schemata"), text, f"write {text!r}")
+            _write(plan.root, plan.path, "schemata", "".join(x + "\n" for x in plan.schemata))
         add_task(plan, pid, state)
     except BaseException:
         destroy(state)
@@ -128,7 +126,7 @@ def apply(plan: RdtPlan, pid: int) -> dict:
 
 
 def add_task(plan: RdtPlan, pid: int, state: dict) -> None:
-    _write(plan, os.path.join(plan.path, "tasks"), str(pid), f"add pid {pid}")
+    _write(plan.root, plan.path, "tasks", str(pid))
     mon = mon_path(plan)
     if mon is not None:
         if state.get("mon_path") is None:
@@ -141,7 +139,7 @@ def add_task(plan: RdtPlan, pid: int, state: dict) -> None:
                                           f"{e.strerror}{_last_cmd_status(plan.root)}",
                                           f"{WHERE}.enableMonitoring") from None
             state["mon_path"] = mon
-        _write(plan, os.path.join(mon, "tasks"), str(pid), f"add pid {pid} to {mon}")
+        _write(plan.root, mon, "tasks", str(pid))
 
 
 def add_exec_task(state: dict | None, pid: int) -> None:
@@ -150,12 +148,7 @@ def add_exec_task(state: dict | None, pid: int) -> None:
         return
     for path in (state.get("path"), state.get("mon_path")):
         if path and os.path.isdir(path):
-            try:
-                with open(os.path.join(path, "tasks"), "w") as f:
-                    f.write(str(pid))
-            except OSError as e:
-                raise ContainerStartError(f"intelrdt: unable to add pid {pid} to {path}: "
-                                          f"{e.strerror}", WHERE) from None
+            _write(state.get("root", ""), path, "tasks", str(pid))
 
 
 def destroy(state: dict | None) -> None:
@@ -191,9 +184,7 @@ def update_schemata(state: dict | None, config_rdt: dict | None, l3: str, mb: st
         cfg["memBwSchema"] = mb
     lines = [v for v in (cfg.get("l3CacheSchema"), cfg.get("memBwSchema"))
              if v] + [v for v in cfg.get("schemata") or [] if v]
-    plan = RdtPlan(root, state["path"], cfg.get("closID") or "", lines, False, "")
-    _write(plan, os.path.join(state["path"], "schemata"), "".join(x + "\n" for x in lines),
-           "write the schemata")
+    _write(root, state["path"], "schemata", "".join(x + "\n" for x in lines))
 
 
 def features() -> dict:

@@ -120,14 +120,15 @@ def parse_io_priority(p: dict | None, where: str) -> int | None:
     return IOPRIO_CLASSES[cls] << 13 | level
 
 
-def parse_personality(p: dict | None, where: str = "linux.personality") -> int | None:
+def parse_personality(p: dict | None, where: str = "linux.personality",
+                      warn: bool = True) -> int | None:
     if p is None:
         return None
     domain = p.get("domain")
     if domain not in PERSONALITY_DOMAINS:
         raise ConfigError(f"invalid personality domain {domain!r}", f"{where}.domain")
-    if p.get("flags"):
-        # the spec defines no flag values; runc warns and ignores them
+    if p.get("flags") and warn:
+        # the spec defines no flag values; runc warns (at create) and ignores them
         log.warning(f"{where}.flags: ignoring unsupported personality flags {p['flags']}")
     return PERSONALITY_DOMAINS[domain]
 
@@ -168,7 +169,7 @@ def parse(process: dict, linux: dict, where: str = "process", *, exec_: bool = F
     attrs = Attributes(
         scheduler=parse_scheduler(sched, f"{sched_where}.scheduler"),
         io_priority=parse_io_priority(prio, f"{prio_where}.ioPriority"),
-        personality=parse_personality(linux.get("personality")),
+        personality=parse_personality(linux.get("personality"), warn=not exec_),
         memory_policy=parse_memory_policy(linux.get("memoryPolicy")),
     )
     aff, aff_where = pick("execCPUAffinity")

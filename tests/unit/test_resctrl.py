@@ -74,7 +74,7 @@ def test_group_named_after_the_container(root):
                           "schemata": ["L2:0=f", "MB:0=30"]}, "c1", root)
     state = resctrl.apply(plan, 4242)
     path = os.path.join(root, "c1")
-    assert state == {"path": path, "created": True, "mon_path": None}
+    assert state == {"root": root, "path": path, "created": True, "mon_path": None}
     # l3CacheSchema first, memBwSchema next, then schemata (the spec's order)
     assert read(path, "schemata") == "L3:0=f0\nMB:0=20\nL2:0=f\nMB:0=30\n"
     assert read(path, "tasks") == "4242"
