@@ -129,10 +129,25 @@ class SeccompPlan:
     rules: list[SeccompRule] = field(default_factory=list)
     ignored_syscalls: list[str] = field(default_factory=list)
     flags: tuple[str, ...] = ()
-    program: bytes = b""       # what is loaded: the -ENOSYS stub + libseccomp's program
+    stub: bytes = b""          # runc's -ENOSYS stub, loaded in front of libseccomp's program
     kernel_flags: int = 0      # SECCOMP_FILTER_FLAG_* for seccomp(2)
     listener_path: str = ""    # set when a rule notifies
     listener_metadata: str = ""
+
+    @property
+    def program(self) -> bytes:
+        """What is loaded: the stub, then libseccomp's program. Generated on
+        first use, in the container process: libseccomp takes tens of ms for a
+        large profile, which the init spends while create or start wait anyway."""
+        program = self.__dict__.get("_program")
+        if program is None:
+            try:
+                program = self.stub + self.filter.export_bpf()
+            except OSError as e:
+                raise ContainerStartError(f"generating the seccomp BPF program: "
+                                          f"{os.strerror(e.errno)}", "linux.seccomp") from e
+            self._program = program
+        return program
 
     @property
     def notify(self) -> bool:
@@ -321,16 +336,10 @@ def compile_seccomp(seccomp: dict | None, where: str = "linux.seccomp") -> Secco
 
     for name, action, args, w in calls:
         _add_call(plan, name, action, args, w)
-    try:
-        program = filt.export_bpf()
-    except OSError as e:
-        raise _libseccomp_error(e, "generating the BPF program", where) from e
-    stub = []
     if not _lets_through(default, seccomp.get("defaultErrnoRet")):
         tokens = [native.seccomp_arch_native()] + [token for token, _, _ in archs]
         largest = seccomp_bpf.largest_syscalls([c[0] for c in calls], tokens)
-        stub = seccomp_bpf.enosys_stub(largest)
-    plan.program = seccomp_bpf.assemble(stub) + program
+        plan.stub = seccomp_bpf.assemble(seccomp_bpf.enosys_stub(largest))
     return plan
 
 
