@@ -137,16 +137,37 @@ def test_join_every_namespace_of_a_running_container(pyrunc, world):
             os.readlink(f"/proc/{pyrunc.state(cid)['pid']}/ns/{kind}"), kind
 
 
-def test_join_mount_namespace_of_a_running_container(pyrunc, bundle, world):
-    """The rootfs must exist inside the joined mount namespace: it does not
-    in a pivoted container's, and both runtimes refuse (nothing left)."""
+def test_join_mount_namespace(pyrunc, bundle):
+    """A mount namespace joined by path: the container is built in it (the
+    rootfs must exist there). Those of a pivoted container have no such path:
+    both runtimes refuse, one line, nothing left."""
+    holder = subprocess.Popen(["unshare", "--mount", "sleep", "1000"])
+    try:
+        deadline = time.monotonic() + 5
+        while os.readlink(f"/proc/{holder.pid}/ns/mnt") == host_ns("mnt"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        bundle.remove_namespace("mount")
+        bundle.add_namespace("mount", f"/proc/{holder.pid}/ns/mnt")
+        bundle.linux["maskedPaths"] = []
+        bundle.linux["readonlyPaths"] = []
+        bundle.sh("readlink /proc/self/ns/mnt")  # its /proc: mounted in the joined namespace
+        cid, _ = pyrunc.create(bundle)
+        inner = os.readlink(f"/proc/{pyrunc.state(cid)['pid']}/ns/mnt")
+        assert inner == os.readlink(f"/proc/{holder.pid}/ns/mnt")
+        pyrunc.ok("delete", "-f", cid)
+    finally:
+        holder.kill()
+        holder.wait()
+
     target = pyrunc.bundle("target")
     _, pid = _sleeper(pyrunc, target, "target")
-    bundle.remove_namespace("mount")
-    bundle.add_namespace("mount", f"/proc/{pid}/ns/mnt")
-    bundle.linux["maskedPaths"] = []
-    bundle.linux["readonlyPaths"] = []
-    cid, res = pyrunc.create(bundle, check=False)
+    other = pyrunc.bundle("other")
+    other.remove_namespace("mount")
+    other.add_namespace("mount", f"/proc/{pid}/ns/mnt")
+    other.linux["maskedPaths"] = []
+    other.linux["readonlyPaths"] = []
+    cid, res = pyrunc.create(other, check=False)
     assert res.returncode != 0 and len(res.stderr.splitlines()) == 1, res.stderr
     assert not os.path.exists(os.path.join(pyrunc.root, cid))
 
