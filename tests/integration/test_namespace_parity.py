@@ -273,3 +273,35 @@ def test_unreachable_source_that_does_not_exist(pyrunc, bundle, userns_rootfs, w
     cid, res = pyrunc.create(bundle, check=False)
     pyrunc.one_line_error(res, "no/such/dir")
     assert not os.path.exists(os.path.join(pyrunc.root, cid))
+
+
+def test_host_opened_sources_leave_no_fds(pyrunc, bundle, userns_rootfs, world):
+    """idmap.bats "mount source fds are cleaned up": twenty mounts whose sources
+    the host opens (ten unreachable binds, ten id-mapped) under RLIMIT_NOFILE
+    20; the waiting init holds none of them, the container process only stdio."""
+    pyrunc.use_userns(bundle, userns_rootfs)
+    hidden = world / "hidden"
+    (hidden / "dir").mkdir(parents=True)
+    (hidden / "dir" / "foo.txt").write_text("x\n")
+    os.chmod(hidden, 0o700)
+    mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    for i in range(10):
+        for kind in ("bind", "idmap"):
+            m = {"source": str(hidden / "dir"), "destination": f"/tmp/{kind}-{i}",
+                 "type": "bind", "options": ["rbind"]}
+            if kind == "idmap":
+                m.update(options=["rbind", "idmap"], uidMappings=mapping, gidMappings=mapping)
+            bundle.config["mounts"].append(m)
+    bundle.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 20, "hard": 20}]
+    bundle.config["root"]["readonly"] = False
+    bundle.config["mounts"].insert(0, {"source": "tmpfs", "destination": "/tmp",
+                                       "type": "tmpfs", "options": ["mode=1777"]})
+    bundle.sh("stat -c =%u=%g= /tmp/idmap-1/foo.txt; ls /proc/self/fd")
+    cid, _ = pyrunc.create(bundle)
+    pid = pyrunc.state(cid)["pid"]
+    targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    assert not [t for t in targets if str(hidden) in t or t.startswith(("mnt:", "user:"))], targets
+    pyrunc.ok("delete", "-f", cid)
+    out = pyrunc.run_ok(bundle).split()
+    assert out[0] == "=0=0="  # the id-mapped mount: host root's files are the container root's
+    assert out[1:] == ["0", "1", "2", "3"]  # stdio and ls's own directory
