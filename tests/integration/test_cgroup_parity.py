@@ -393,6 +393,13 @@ def test_exec_cgroup_per_controller(pyrunc, running):
     assert cg["devices"] == cg["cpuset"] == f"/{cid}"
 
 
+def _pidns(pid: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
 @pytest.mark.parametrize("flags, needle", [
     (["--cgroup", "nosuch"], "nosuch"),
     (["--cgroup", "memory:nosuch"], "nosuch"),
@@ -411,6 +418,8 @@ def test_exec_cgroup_failures(pyrunc, running, flags, needle):
     # nothing left: only init in the container's cgroup and its sub-cgroups
     assert cat(ROOT, "pids", cid, "cgroup.procs") == str(pyrunc.state(cid)["pid"])
     assert cat(ROOT, "pids", cid, "sub", "cgroup.procs") == ""
+    # and no exec'd process anywhere in the container's pid namespace (other
+    # suites may run `sleep` on this host at the same time: look only in ours)
+    pidns = os.readlink(f"/proc/{pyrunc.state(cid)['pid']}/ns/pid")
     assert not [p for p in set(os.listdir("/proc")) - before
-                if p.isdigit() and pyrunc.pid_alive(int(p)) and
-                "sleep" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+                if p.isdigit() and pyrunc.pid_alive(int(p)) and _pidns(p) == pidns]
