@@ -171,7 +171,8 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
     if not os.path.isdir(rootfs):
         raise ConfigError(f"rootfs {rootfs} is not a directory", "root.path")
 
-    mounts = [parse_mount(i, m, bundle, rootfs_as_given) for i, m in enumerate(config.get("mounts") or [])]
+    mounts = [parse_mount(i, m, bundle, rootfs_as_given)
+              for i, m in enumerate(config.get("mounts") or [])]
     for m in mounts:
         if m.idmap is not None:
             from pyrunc.rootfs import idmap  # parse_mount imported it already

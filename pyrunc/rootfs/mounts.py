@@ -116,7 +116,8 @@ class Mount:
     def ro_later(self) -> bool:
         """Mounted read-write, made read-only in finalize (runc: tmpfs and /dev,
         which get files and mounts of their own first)."""
-        return bool(self.flags & n.MS_RDONLY) and (self.type == "tmpfs" or self.destination == "/dev")
+        return bool(self.flags & n.MS_RDONLY) and (self.type == "tmpfs"
+                                                   or self.destination == "/dev")
 
 
 def clean_destination(dest: str, rootfs: str = "") -> str:
@@ -344,7 +345,8 @@ def _in_root_path(root: Root, fd: int, m: Mount) -> str:
     """The destination as resolved (symlinks followed inside the root)."""
     full = os.readlink(inroot.fd_path(fd))
     if not _lexically_in(full, root.path):
-        raise ConfigError(f"mountpoint {full} is outside of rootfs {root.path}", f"{m.where}.destination")
+        raise ConfigError(f"mountpoint {full} is outside of rootfs {root.path}",
+                          f"{m.where}.destination")
     rel = full[len(root.path.rstrip("/")):]
     if rel in ("", "/"):
         raise ConfigError(f"mountpoint {m.destination} is on the top of rootfs {root.path}",
