@@ -2,6 +2,23 @@
 the exit code; cli.py is the only place that turns them into output."""
 
 
+def quote(text: str) -> str:
+    """A name in a message as runc's Go %q prints it: "kernel.foo"."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# how runc words a failure while it starts a container's process: create and
+# run (INIT_FAILED), exec (START_FAILED)
+START_FAILED = "unable to start container process: "
+INIT_FAILED = START_FAILED + "error during container init: "
+
+
+def errno_text(errno: int) -> str:
+    """An errno as runc (Go's syscall.Errno) words it: "no such file or directory"."""
+    import os
+    return os.strerror(errno).lower()
+
+
 class PyruncError(Exception):
     """Base: `message` is what the user sees; `where` names the config field."""
 

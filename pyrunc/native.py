@@ -301,7 +301,9 @@ def exec_tail(fifo_fd: int, seccomp: tuple[bytes, int] | None, path: str,
     length = len(program) // 8 if seccomp is not None else 0
     rc = lib.pyrunc_exec_tail(fifo_fd, program, length, flags, path.encode(), c_argv, c_env,
                               stage)
-    return OSError(-rc, f"{EXEC_STAGES.get(stage[0], 'exec')}: {os.strerror(-rc)}", path)
+    err = OSError(-rc, f"{EXEC_STAGES.get(stage[0], 'exec')}: {os.strerror(-rc)}", path)
+    err.stage = EXEC_STAGES.get(stage[0], "exec")
+    return err
 
 
 # --- process attributes -----------------------------------------------------------

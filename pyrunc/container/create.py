@@ -6,6 +6,7 @@ a failed create leaves no state dir, cgroup, mount or process behind.
 import os
 
 from pyrunc import SPEC_VERSION
+from pyrunc.errors import INIT_FAILED
 from pyrunc.container import rootless, state as st
 from pyrunc.errors import PyruncError
 from pyrunc.lean.procfs import process_start_time
@@ -96,7 +97,8 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         def host_hooks() -> dict:
             # the spec runs createRuntime while the container is "creating";
             # prestart hooks run at `start` (see Container.start)
-            run_hooks(plan.hooks, "createRuntime", st.hook_state(state, "creating"))
+            run_hooks(plan.hooks, "createRuntime", st.hook_state(state, "creating"),
+                      cwd=bundle, prefix=INIT_FAILED)
             return st.hook_state(state, "created")
 
         init.wait_ready(host_hooks, lambda: st.hook_state(state, "creating"))

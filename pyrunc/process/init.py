@@ -7,6 +7,7 @@ seccomp (early when it needs privileges), identity and capabilities,
 cwd, and last the wait for `start` and execve (in C, see _native/shim.c).
 """
 import _socket
+import errno
 import fcntl
 import os
 import stat
@@ -14,7 +15,8 @@ import struct
 
 from pyrunc import native
 from pyrunc.process import attributes, terminal
-from pyrunc.errors import ConfigError, ContainerStartError, PyruncError
+from pyrunc.errors import (INIT_FAILED, START_FAILED, ConfigError, ContainerStartError, PyruncError,
+                           errno_text, quote)
 from pyrunc.process.hooks import run_hooks
 from pyrunc.process import sync
 from pyrunc.process.plan import InitPlan
@@ -23,6 +25,7 @@ from pyrunc.rootfs.inroot import make_in_root
 from pyrunc.security import capabilities, lsm, rlimits
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+EXIT_FAILED = 255  # runc's init exits so when it fails after `start`
 
 
 def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
@@ -32,7 +35,7 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
         _setup(plan, chan)
         if not plan.process.args:
             return None
-        path = _find_executable(plan.process.args[0], plan.process.env)
+        path = _find_executable(plan.process.args[0], plan.process.env, INIT_FAILED)
         _load_notify_seccomp(plan, chan)
         return path
 
@@ -45,17 +48,20 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
         native.wait_for_start(plan.fifo_fd)
         return 0
     # Past this point the host has returned from create: errors go to stderr.
-    fifo_fd = plan.fifo_fd
-    if plan.hooks.get("startContainer"):
-        # after `start`, before the user's program, with the container's paths
-        try:
-            native.wait_for_start(fifo_fd)
-            run_hooks(plan.hooks, "startContainer", plan.hook_state)
-        except (PyruncError, OSError) as e:
-            os.write(2, f"pyrunc: startContainer hook failed: {e}\n".encode())
-            return 1
-        fifo_fd = -1
-    return _exec(plan, fifo_fd, path)
+    if not plan.hooks.get("startContainer"):
+        return _exec(plan, plan.fifo_fd, path, _late_seccomp(plan))
+    # after `start`, before the user's program, in the process's cwd and
+    # environment and (as in runc) under its seccomp filter
+    try:
+        late = _late_seccomp(plan)
+        if late is not None:
+            late.load()
+        native.wait_for_start(plan.fifo_fd)
+        run_hooks(plan.hooks, "startContainer", plan.hook_state, default_env=plan.process.env)
+    except (PyruncError, OSError) as e:
+        os.write(2, f"{e}\n".encode())
+        return EXIT_FAILED
+    return _exec(plan, -1, path, None)
 
 
 def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
@@ -66,12 +72,12 @@ def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
             os.setsid()
             terminal.setup_console(plan.console_fd, plan.process.console_size)
         _setup_process(plan, chan)
-        path = _find_executable(plan.process.args[0], plan.process.env, prefix="exec failed: ")
+        path = _find_executable(plan.process.args[0], plan.process.env, START_FAILED)
         _load_notify_seccomp(plan, chan)
         return path
 
     ok, path = _until_ready(chan, prepare)
-    return _exec(plan, -1, path) if ok else 1
+    return _exec(plan, -1, path, _late_seccomp(plan)) if ok else 1
 
 
 def _until_ready(chan: sync.SyncChannel, prepare) -> tuple[bool, str | None]:
@@ -91,14 +97,24 @@ def _until_ready(chan: sync.SyncChannel, prepare) -> tuple[bool, str | None]:
     return False, None
 
 
-def _exec(plan: InitPlan, fifo_fd: int, path: str) -> int:
-    """Become the user's program (returns only if that failed)."""
+def _late_seccomp(plan: InitPlan):
+    """With no_new_privs the filter is loaded last, right before execve (runc:
+    as late as possible); without, _setup_process loaded it while privileged,
+    and a notify filter was loaded before READY (_load_notify_seccomp)."""
     s = plan.seccomp
-    late = s if s is not None and plan.process.no_new_privileges and not s.notify else None
-    err = native.exec_tail(fifo_fd, late and (late.program, late.kernel_flags), path,
-                           plan.process.args, plan.process.env)
-    os.write(2, f"pyrunc: exec failed: {err.strerror}: {path}\n".encode())
-    return 127
+    return s if s is not None and plan.process.no_new_privileges and not s.notify else None
+
+
+def _exec(plan: InitPlan, fifo_fd: int, path: str, late_seccomp) -> int:
+    """Become the user's program (returns only if that failed)."""
+    err = native.exec_tail(fifo_fd, late_seccomp and (late_seccomp.program,
+                                                       late_seccomp.kernel_flags),
+                           path, plan.process.args, plan.process.env)
+    # the caller has returned: stderr is the process's own (runc's init: the
+    # error, exit status 255)
+    what = f"exec {path}" if err.stage == "exec" else err.stage
+    os.write(2, f"{what}: {errno_text(err.errno)}\n".encode())
+    return EXIT_FAILED
 
 
 def _report(chan: sync.SyncChannel, message: str, where: str | None) -> None:
@@ -135,8 +151,10 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
     if plan.needs_hooks_sync:
         chan.send(sync.HOOKS)
         plan.hook_state = chan.expect(sync.HOOKS_DONE)["state"]
-        # in the container's namespaces, with the runtime's paths (before pivot)
-        run_hooks(plan.hooks, "createContainer", plan.hook_state)
+        # in the container's namespaces, with the runtime's paths (before
+        # pivot), in the rootfs and with an empty environment (as runc)
+        run_hooks(plan.hooks, "createContainer", plan.hook_state, cwd=plan.rootfs.rootfs,
+                  default_env=[], prefix=INIT_FAILED)
     rootfs.enter(plan.rootfs)
     if plan.console_fd >= 0:
         # after pivot (the pty must come from the container's devpts), before
@@ -204,20 +222,22 @@ def _load_notify_seccomp(plan: InitPlan, chan: sync.SyncChannel) -> None:
 
 
 def _default_home(process) -> None:
-    """runc sets HOME from the container's /etc/passwd when the config has none."""
-    if any(e.startswith("HOME=") for e in process.env):
+    """runc sets HOME from the container's /etc/passwd (the user's entry, else
+    "/") when process.env has no non-empty one (see plan.prepare_env)."""
+    if not process.add_home:
         return
     home = "/"
     try:
-        with open("/etc/passwd") as f:
+        with open("/etc/passwd", errors="replace") as f:
             for line in f:
                 fields = line.rstrip("\n").split(":")
                 if len(fields) >= 6 and fields[2] == str(process.identity.uid):
-                    home = fields[5] or "/"
+                    home = fields[5]
                     break
     except OSError:
         pass
     process.env.append(f"HOME={home}")
+    process.add_home = False
 
 
 def _chdir(cwd: str, permission_ok: bool = False) -> bool:
@@ -262,32 +282,42 @@ def _write_sysctls(sysctl: dict) -> None:
                               f"linux.sysctl.{key}") from None
 
 
-def _find_executable(arg0: str, env: list,
-                     prefix: str = "unable to start container process: ") -> str:
-    """Go's exec.LookPath with the container's PATH: fail at create, not start."""
-    prefix += 'exec: '
+def _find_executable(arg0: str, env: list, prefix: str) -> str:
+    """Go's exec.LookPath with the container's PATH, as runc's init calls it
+    before it waits for `start`: a missing program fails create, not start."""
+    prefix += f"exec: {quote(arg0)}: "
     if "/" in arg0:
-        try:
-            st = os.stat(arg0)
-        except OSError as e:
-            raise ContainerStartError(f'{prefix}"{arg0}": stat {arg0}: {e.strerror.lower()}') from None
-        if not _is_executable(st):
-            raise ContainerStartError(f'{prefix}"{arg0}": permission denied')
+        _check_executable(arg0, prefix, stat_error=True)
         return arg0
-    path_var = next((e[5:] for e in env if e.startswith("PATH=")), "")
-    for directory in path_var.split(":"):
+    path_var = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
+    for directory in path_var.split(":") if path_var else ():
         candidate = os.path.join(directory or ".", arg0)
-        try:
-            st = os.stat(candidate)
-        except OSError:
-            continue
-        if _is_executable(st):
+        if _check_executable(candidate, prefix):
+            if not os.path.isabs(candidate):
+                raise ContainerStartError(
+                    f"{prefix}cannot run executable found relative to current directory")
             return candidate
-    raise ContainerStartError(f'{prefix}"{arg0}": executable file not found in $PATH')
+    raise ContainerStartError(f"{prefix}executable file not found in $PATH")
 
 
-def _is_executable(st: os.stat_result) -> bool:
-    return stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 != 0
+def _check_executable(path: str, prefix: str, stat_error: bool = False) -> bool:
+    """Go's findExecutable: exists, is not a directory, passes access(X_OK) for
+    the effective ids. With stat_error the reason is raised, else False."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "")
+        if not os.access(path, os.X_OK, effective_ids=True):
+            raise PermissionError(errno.EACCES, "")
+    except FileNotFoundError as e:
+        if stat_error:
+            raise ContainerStartError(f"{prefix}stat {path}: {errno_text(e.errno)}") from None
+        return False
+    except OSError as e:
+        if stat_error:
+            raise ContainerStartError(f"{prefix}{errno_text(e.errno)}") from None
+        return False
+    return True
 
 
 def _close_inherited_fds(plan: InitPlan) -> None:

@@ -5,7 +5,7 @@ import os
 from pyrunc.lean.record import field, record
 
 from pyrunc.cgroups import resctrl
-from pyrunc.errors import ConfigError
+from pyrunc.errors import ConfigError, quote
 from pyrunc.process.attributes import Attributes, parse as parse_attributes
 from pyrunc.process.namespaces import Namespaces, parse_namespaces
 from pyrunc.process.netdevices import parse_net_devices
@@ -21,6 +21,7 @@ from pyrunc.security import capabilities, identity, lsm, rlimits, seccomp
 class ProcessPlan:
     args: list
     env: list
+    add_home: bool                  # init appends HOME from the container's /etc/passwd
     cwd: str
     terminal: bool
     console_size: dict | None
@@ -89,22 +90,46 @@ def check_sysctls(sysctl: dict, ns: Namespaces) -> dict:
     return dict(sysctl)
 
 
-def dedupe_env(env: list) -> list:
-    """Later entries win, at the place of the first (how runc's init sets them)."""
-    merged = {}
-    for entry in env:
-        key = entry.split("=", 1)[0]
-        merged[key] = entry
-    return list(merged.values())
+def prepare_env(env: list | None, where: str) -> tuple[list, bool]:
+    """runc 1.5's prepareEnv, checked before anything is forked: every entry is
+    NAME=VALUE; of several with one name the last wins, at its own place; an
+    empty HOME is dropped. Returns (env, whether init must add HOME from the
+    container's /etc/passwd): it does unless a non-empty HOME is set, and
+    not at all when process.env is absent (runc's nil environment)."""
+    if env is None:
+        return [], False
+    seen, out, home_set = set(), [], False
+    for i in range(len(env) - 1, -1, -1):
+        entry = env[i]
+        key, eq, value = entry.partition("=")
+        if not eq:
+            raise ConfigError("invalid environment variable: missing '='", f"{where}[{i}]")
+        if not key:
+            raise ConfigError("invalid environment variable: name cannot be empty", f"{where}[{i}]")
+        if key in seen:
+            continue
+        seen.add(key)
+        if "\0" in entry:
+            raise ConfigError(f"invalid environment variable {quote(key)}: contains nul byte "
+                              "(\\x00)", f"{where}[{i}]")
+        if key == "HOME":
+            if not value:
+                continue
+            home_set = True
+        out.append(entry)
+    out.reverse()
+    return out, not home_set
 
 
 def build_process_plan(proc: dict, where: str = "process", linux: dict | None = None,
                        config_process: dict | None = None) -> ProcessPlan:
     """`config_process`: for an exec'd process, the config's own process
     (whose scheduler, ioPriority and execCPUAffinity it inherits)."""
+    env, add_home = prepare_env(proc.get("env"), f"{where}.env")
     return ProcessPlan(
         args=list(proc.get("args") or []),
-        env=dedupe_env(proc.get("env") or []),
+        env=env,
+        add_home=add_home,
         cwd=proc.get("cwd") or "/",
         terminal=bool(proc.get("terminal")),
         console_size=proc.get("consoleSize"),

@@ -71,10 +71,16 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 # --- in the foreground runtime ---------------------------------------------------------
 
 def receive_master(sock: unixsock.Socket) -> int:
-    """The pty master sent over a console socket."""
+    """The pty master sent over our own console socket (the foreground), with
+    ONLCR cleared as runc's foreground console does: the program's "\n"
+    reaches our stdout as written, not as "\r\n". (The receiver of a
+    --console-socket decides that for itself.) Call it before the program runs."""
     _name, fds = unixsock.recv_fds(sock, 4096, 1)
     if not fds:
         raise OSError(71, "no pty master received over the console socket")
+    attrs = termios.tcgetattr(fds[0])
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(fds[0], termios.TCSANOW, attrs)
     return fds[0]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pyrunc.lean.record import field, record
 
 from pyrunc.errors import ConfigError, ContainerStartError
@@ -72,9 +73,33 @@ def setgroups_allowed(rootless_euid: bool = False) -> bool:
         return True
 
 
+_DEV_NULL = os.makedev(1, 3)
+
+
+def own_stdio(uid: int) -> None:
+    """runc's fixStdioPermissions: fds 0-2 (the console included) become the
+    user's, group unchanged, so a non-root process can use its terminal;
+    /dev/null and what the kernel will not let us chown are left alone."""
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if st.st_uid == uid or (stat.S_ISCHR(st.st_mode) and st.st_rdev == _DEV_NULL):
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EROFS):
+                raise ContainerStartError(f"unable to setup user: fchown fd {fd}: "
+                                          f"{os.strerror(e.errno)}") from None
+
+
 def apply_identity(identity: Identity, rootless_euid: bool = False) -> None:
-    """setgroups(additionalGids), setresgid, setresuid, umask (in that order).
-    Call with PR_SET_KEEPCAPS set (see capabilities.finalize_identity_and_caps)."""
+    """stdio ownership, setgroups(additionalGids), setresgid, setresuid, umask
+    (in that order). Call with PR_SET_KEEPCAPS set (see
+    capabilities.finalize_identity_and_caps)."""
+    own_stdio(identity.uid)
     if setgroups_allowed(rootless_euid):
         try:
             os.setgroups(list(identity.additional_gids))

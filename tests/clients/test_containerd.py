@@ -136,7 +136,8 @@ def test_missing_binary_error_reaches_ctr(containerd):
     assert res.returncode != 0
     # the shim takes the last error record of pyrunc's --log (log.json) verbatim
     assert ('OCI runtime create failed: pyrunc create failed: unable to start container '
-            'process: exec: "/nope": stat /nope: no such file or directory') in res.stderr, res
+            'process: error during container init: exec: "/nope": stat /nope: no such file or '
+            'directory') in res.stderr, res
     assert containerd.ctr("containers", "info", "no-binary").returncode != 0
 
 

@@ -110,7 +110,8 @@ def test_missing_binary_error(dockerd):
     res = dockerd("run", "--runtime", "pyrunc", "--rm", "--net", "none", DOCKER_IMAGE, "/nope")
     assert res.returncode == 127, res
     assert ('OCI runtime create failed: pyrunc create failed: unable to start container '
-            'process: exec: "/nope": stat /nope: no such file or directory') in res.stderr, res
+            'process: error during container init: exec: "/nope": stat /nope: no such file or '
+            'directory') in res.stderr, res
 
 
 def test_shim_runs_pyrunc_with_dockers_root(dockerd):

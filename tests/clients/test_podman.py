@@ -135,13 +135,13 @@ def test_errors_reach_the_user(podman):
     # "no such file or directory" to 127
     res = podman("run", "--rm", IMAGE, "/nope")
     assert res.returncode == 127, res
-    assert ('pyrunc create failed: unable to start container process: exec: "/nope": '
-            'stat /nope: no such file or directory') in res.stderr, res
+    assert ('pyrunc create failed: unable to start container process: error during container '
+            'init: exec: "/nope": stat /nope: no such file or directory') in res.stderr, res
     # not executable: "permission denied" => 126, the same text as runc's
     res = podman("run", "--rm", IMAGE, "/etc/passwd")
     assert res.returncode == 126, res
-    assert ('pyrunc create failed: unable to start container process: exec: "/etc/passwd": '
-            'permission denied') in res.stderr, res
+    assert ('pyrunc create failed: unable to start container process: error during container '
+            'init: exec: "/etc/passwd": permission denied') in res.stderr, res
 
 
 def test_podman_info_reports_pyrunc(podman):

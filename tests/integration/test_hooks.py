@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -201,8 +202,8 @@ def test_hook_timeout(pyrunc, bundle, hooklog):
     cid, res = pyrunc.create(bundle, check=False)
     elapsed = time.monotonic() - t0
     assert res.returncode == 1
-    line = pyrunc.one_line_error(res, "hooks.createRuntime[0]")
-    assert "time" in line.lower(), line
+    pyrunc.one_line_error(res, "error running createRuntime hook #0: "
+                               "hook ran past specified timeout of 1.0s")
     assert elapsed < 3, f"timeout 1 took {elapsed:.1f}s"
     assert gone(pyrunc, cid)
     assert hooklog.names() == []
@@ -234,7 +235,11 @@ def test_failing_create_runtime_hook(pyrunc, bundle, hooklog):
     }
     cid, res = pyrunc.create(bundle, check=False)
     assert res.returncode == 1
-    pyrunc.one_line_error(res, "hooks.createRuntime[0]", "createRuntime says no")
+    line = pyrunc.one_line_error(res, "createRuntime says no")
+    # runc's words, the hook's output on the same line
+    assert line == ("pyrunc create failed: unable to start container process: error during "
+                    "container init: error running createRuntime hook #0: exit status 3, "
+                    "stdout: , stderr: createRuntime says no"), line
     assert gone(pyrunc, cid)
     assert not os.path.exists(os.path.join(pyrunc.root, cid))
     assert [n for n in hooklog.names() if n in ("createContainer", "prestart")] == []
@@ -247,7 +252,9 @@ def test_failing_create_container_hook(pyrunc, bundle, hooklog):
     }
     cid, res = pyrunc.create(bundle, check=False)
     assert res.returncode == 1
-    pyrunc.one_line_error(res, "hooks.createContainer[0]")
+    pyrunc.one_line_error(res, "pyrunc create failed: unable to start container process: "
+                               "error during container init: error running createContainer hook #0: "
+                               "exit status 3")
     assert gone(pyrunc, cid)
     assert hooklog.names() == []
 
@@ -264,7 +271,7 @@ def test_failing_prestart_hook(pyrunc, bundle, hooklog):
     pid = pyrunc.state(cid)["pid"]
     res = pyrunc("start", cid)
     assert res.returncode == 1
-    pyrunc.one_line_error(res, "hooks.prestart[0]")
+    pyrunc.one_line_error(res, "error running prestart hook #0: exit status 3")
     assert gone(pyrunc, cid)
     assert pyrunc.wait_until(lambda: not pyrunc.pid_alive(pid))
     names = hooklog.names()
@@ -284,7 +291,8 @@ def test_failing_poststart_hook_fails_start(pyrunc, bundle, hooklog):
     cid, _ = pyrunc.create(bundle)
     init = pyrunc.state(cid)["pid"]
     res = pyrunc("start", cid)
-    pyrunc.one_line_error(res, "hooks.poststart[0]")
+    # runc 1.5's words: "error running poststart hook #0: exit status 3, stdout: , stderr: …"
+    pyrunc.one_line_error(res, "error running poststart hook #0: exit status 3")
     assert hooklog.names() == ["poststop"]
     assert not pyrunc.pid_alive(init)
     assert pyrunc("state", cid).returncode != 0
@@ -300,7 +308,8 @@ def test_failing_poststop_hook_warns(pyrunc, bundle, hooklog):
     pyrunc.wait_status(cid, "stopped")
     res = pyrunc("delete", cid)
     assert res.returncode == 0, res.stderr
-    assert "hooks.poststop[0]" in res.stderr and "warn" in res.stderr.lower(), res.stderr
+    assert "error running poststop hook #0" in res.stderr and "warn" in res.stderr.lower(), \
+        res.stderr
     assert gone(pyrunc, cid)
     assert hooklog.names() == ["poststop-second"]
 
@@ -356,3 +365,149 @@ def test_create_hooks_when_middle_reports_pid_late(pyrunc, bundle, hooklog):
     pid = pyrunc.state(cid)["pid"]
     assert hooklog.names() == ["createRuntime", "createContainer"]
     assert hooklog.by_name()["createRuntime"][1]["pid"] == pid
+
+
+# --- runc 1.2+ behaviours: messages, the second of several, cwd, env, seccomp ----------------
+
+RUNC_PREFIX = "unable to start container process: error during container init: "
+
+
+def test_second_create_runtime_hook_fails_create(pyrunc, bundle):
+    """runc's hooks.bats: the failing hook is named by its index among its kind."""
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/true"}, {"path": "/bin/false"}]}
+    cid, res = pyrunc.create(bundle, check=False)
+    assert res.returncode == 1
+    line = pyrunc.one_line_error(res)
+    assert line == ("pyrunc create failed: " + RUNC_PREFIX + "error running createRuntime "
+                    "hook #1: exit status 1, stdout: , stderr: "), line
+    assert gone(pyrunc, cid)
+
+
+@pytest.mark.parametrize("kind", ["createRuntime", "createContainer", "prestart", "startContainer"])
+def test_run_fails_on_failing_hook(pyrunc, bundle, hooklog, kind):
+    """runc's "run [hook fails]": the program never runs, run fails with runc's
+    message (startContainer: the init's own, exit status 255), nothing is left."""
+    bundle.config["hooks"] = {kind: [{"path": "/bin/true"},
+                                     {"path": "/bin/sh", "args": ["sh", "-c", "echo o; echo e >&2; exit 4"]}]}
+    bundle.sh('echo program >> /out/log')
+    res = pyrunc.run(bundle)
+    why = "error running " + kind + " hook #1: exit status 4, stdout: o, stderr: e"
+    if kind == "startContainer":
+        assert res.returncode == 255
+        assert pyrunc.one_line_error(res) == why
+    else:
+        assert res.returncode == 1
+        assert pyrunc.one_line_error(res) == "pyrunc run failed: " + RUNC_PREFIX + why
+    assert "program" not in hooklog.names()
+    assert pyrunc.ok("list", "-q").stdout == ""
+
+
+def test_hook_that_cannot_be_executed(pyrunc, bundle):
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/nonexistent/hook"}]}
+    res = pyrunc.run(bundle)
+    assert res.returncode == 1
+    pyrunc.one_line_error(res, "error running createRuntime hook #0: "
+                               "fork/exec /nonexistent/hook: no such file or directory")
+
+
+def test_hook_killed_by_a_signal(pyrunc, bundle):
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $$"]}]}
+    res = pyrunc.run(bundle)
+    pyrunc.one_line_error(res, "error running createRuntime hook #0: signal: killed, stdout: , stderr: ")
+
+
+def test_hooks_working_directories(pyrunc, bundle, hooklog, tmp_path):
+    """createContainer runs in the container's rootfs (runc: relative paths
+    resolve inside it), startContainer in the process's cwd, the runtime's
+    own hooks in the bundle (runc chdirs there)."""
+    rootfs = bundle.private_rootfs()
+    (rootfs / "marker-in-rootfs").write_text("rootfs\n")
+    (rootfs / "tmp" / "marker-in-cwd").write_text("cwd\n")
+    (bundle.dir / "marker-in-bundle").write_text("bundle\n")
+    d = hooklog.dir
+
+    def hook(name, marker, out):
+        return {"path": "/bin/sh", "args": ["sh", "-c", f"echo {name} $(cat {marker}) $(pwd) >> {out}"]}
+    bundle.config["hooks"] = {
+        "createRuntime": [hook("createRuntime", "marker-in-bundle", d / "log")],
+        "createContainer": [hook("createContainer", "marker-in-rootfs", d / "log")],
+        "prestart": [hook("prestart", "marker-in-bundle", d / "log")],
+        "startContainer": [hook("startContainer", "marker-in-cwd", "/out/log")],
+        "poststart": [hook("poststart", "marker-in-bundle", d / "log")],
+        "poststop": [hook("poststop", "marker-in-bundle", d / "log")],
+    }
+    bundle.process["cwd"] = "/tmp"
+    bundle.args("true")
+    pyrunc.run_ok(bundle)
+    seen = {line.split()[0]: line.split()[1:] for line in (d / "log").read_text().splitlines()}
+    assert seen == {
+        "createRuntime": ["bundle", bundle.path],
+        "createContainer": ["rootfs", str(rootfs)],
+        "prestart": ["bundle", bundle.path],
+        "startContainer": ["cwd", "/tmp"],
+        "poststart": ["bundle", bundle.path],
+        "poststop": ["bundle", bundle.path],
+    }, seen
+
+
+def test_start_container_hook_inherits_process_environment(pyrunc, bundle, hooklog):
+    """runc's hooks.bats (runc 1.2+): without `env` of its own a startContainer
+    hook gets the process's environment, HOME included; with one, only that."""
+    bundle.process["env"] = ["ONE=two", "FOO=bar", "PATH=/bin"]
+    bundle.config["hooks"] = {"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "env | sort > /out/inherited"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", "env | sort > /out/own"], "env": ["MINE=1"]}]}
+    bundle.args("true")
+    pyrunc.run_ok(bundle)
+    inherited = (hooklog.dir / "inherited").read_text().split()
+    assert {"ONE=two", "FOO=bar", "PATH=/bin", "HOME=/root"} <= set(inherited), inherited
+    assert "MINE=1" in (hooklog.dir / "own").read_text().split()
+    assert "ONE=two" not in (hooklog.dir / "own").read_text().split()
+
+
+def test_runtime_hooks_inherit_the_runtime_environment(pyrunc, bundle, hooklog):
+    """Hooks the runtime runs itself get its environment when they have none (Go's exec)."""
+    bundle.config["hooks"] = {"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"echo $PYRUNC_HOOK_TEST > {hooklog.dir}/rt"]}]}
+    env = dict(os.environ, PYRUNC_HOOK_TEST="from-the-caller")
+    cid, _ = pyrunc.create(bundle, env=env)
+    assert (hooklog.dir / "rt").read_text() == "from-the-caller\n"
+    pyrunc.ok("delete", cid)
+
+
+def test_start_container_hook_runs_under_seccomp(pyrunc, bundle):
+    """runc's seccomp.bats: the startContainer hooks run under the container's
+    filter (here with noNewPrivileges, where the filter is otherwise loaded last)."""
+    assert bundle.process.get("noNewPrivileges") is True
+    bundle.linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}
+    bundle.process["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]
+    bundle.config["hooks"] = {"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "mkdir /dev/shm/foo"]}]}
+    bundle.args("true")
+    res = pyrunc.run(bundle)
+    assert res.returncode == 255
+    pyrunc.one_line_error(res, "error running startContainer hook #0: ", "bad system call")
+    bundle.process["noNewPrivileges"] = False
+    res = pyrunc.run(bundle)
+    assert res.returncode == 255
+    pyrunc.one_line_error(res, "error running startContainer hook #0: ", "bad system call")
+
+
+def test_hooks_in_the_host_mount_namespace(pyrunc, bundle):
+    """runc's host-mntns.bats: with no mount namespace the createRuntime hook
+    runs exactly once (in the bundle), and the container runs."""
+    rootfs = bundle.private_rootfs()
+    bundle.remove_namespace("mount")
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.config["root"]["readonly"] = False
+    bundle.config["hooks"] = {"createRuntime": [
+        {"path": "/bin/sh", "args": ["/bin/sh", "-c", "touch createRuntimeHook.$$"]}],
+        "createContainer": [{"path": "/bin/sh", "args": ["/bin/sh", "-c", "touch createContainerHook.$$"]}]}
+    bundle.args("/bin/echo", "Hello World")
+    assert pyrunc.run_ok(bundle) == "Hello World\n"
+    assert len(list(bundle.dir.glob("createRuntimeHook.*"))) == 1
+    assert len(list(rootfs.glob("createContainerHook.*"))) == 1

@@ -439,3 +439,67 @@ def test_exec_tty_follows_window_size(pyrunc, bundle):
     assert status == 0, out
     assert got[0] == "40 120", got
     assert got[-1] == "50 150", got
+
+
+# --- runc 1.2+: the console's owner, ONLCR --------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["create", "exec"])
+def test_console_owned_by_the_user(pyrunc, bundle, listener, how):
+    """runc's fixStdioPermissions: the pty slave becomes the process user's;
+    its group stays the devpts mount's gid=5 (tty)."""
+    script = "stat -c '%u %g %a' $(tty) /proc/self/fd/0; id -u"
+    user = {"uid": 1000, "gid": 1000}
+    if how == "create":
+        terminal_bundle(bundle, script)
+        bundle.process["user"] = user
+        cid, _ = pyrunc.create(bundle, "--console-socket", listener.path)
+        master = listener.master()
+        pyrunc.ok("start", cid)
+    else:
+        cid = _running(pyrunc, bundle)
+        res = pyrunc("exec", "-t", "-d", "--user", "1000:1000", "--console-socket",
+                     listener.path, cid, "sh", "-c", script)
+        assert res.returncode == 0, res.stderr
+        master = listener.master()
+    try:
+        got = lines(read_until_eof(master))
+    finally:
+        os.close(master)
+    assert got[0].split()[:2] == ["1000", "5"], got
+    assert got[-1] == "1000", got
+
+
+def test_stdio_owned_by_the_user(pyrunc, bundle):
+    """Not only a console: runc gives the user its stdio (here the files the
+    test captures into), /dev/null aside."""
+    bundle.process["user"] = {"uid": 1000, "gid": 1000}
+    bundle.sh("stat -L -c %u /proc/self/fd/1 /proc/self/fd/0")
+    res = pyrunc.run(bundle, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    out_owner, stdin_owner = res.stdout.split()
+    assert out_owner == "1000" and stdin_owner == "0"
+
+
+def test_foreground_console_clears_onlcr(pyrunc, bundle):
+    """runc's foreground console (run and exec without -d): a program's "\\n"
+    reaches the runtime's stdout as "\\n", not "\\r\\n"."""
+    terminal_bundle(bundle, r'printf "a\nb\n"')
+    assert pyrunc.run_ok(bundle) == "a\nb\n"
+    bundle.process["terminal"] = False
+    cid = _running(pyrunc, bundle)
+    res = pyrunc("exec", "-t", cid, "printf", r"c\nd\n")
+    assert (res.returncode, res.stdout) == (0, "c\nd\n"), res.stderr
+
+
+def test_console_socket_receiver_gets_onlcr_unchanged(pyrunc, bundle, listener):
+    """With --console-socket the receiver owns the console's settings: runc
+    leaves ONLCR as the kernel set it (on), and so does pyrunc."""
+    terminal_bundle(bundle, r'printf "a\nb\n"')
+    cid, _ = pyrunc.create(bundle, "--console-socket", listener.path)
+    master = listener.master()
+    try:
+        assert termios.tcgetattr(master)[1] & termios.ONLCR
+        pyrunc.ok("start", cid)
+        assert read_until_eof(master) == b"a\r\nb\r\n"
+    finally:
+        os.close(master)
