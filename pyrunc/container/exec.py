@@ -13,7 +13,7 @@ from pyrunc.process import terminal
 from pyrunc.lean import unixsock
 from pyrunc.container import state as st
 from pyrunc.container.lifecycle import Container
-from pyrunc.errors import PyruncError
+from pyrunc.errors import PyruncError, errno_text, quote
 
 # config namespace type -> /proc/<pid>/ns entry
 NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
@@ -21,8 +21,11 @@ NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid":
 
 
 class ExecError(PyruncError):
-    """runc's exec reports its own failures with status 255."""
+    """runc's exec reports its own failures with status 255, as "exec failed: …"."""
     exit_code = 255
+
+    def __init__(self, message: str, where: str | None = None):
+        super().__init__(f"exec failed: {message}", where)
 
 
 def exec_process(container: Container, process: dict, *, detach: bool = False,
@@ -71,16 +74,24 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
             from pyrunc.cgroups import resctrl
             resctrl.add_exec_task(container.state.intel_rdt, pid)
 
+    def notify_state():  # what a seccomp listener is sent with
+        return st.hook_state(container.state, "running")
     place = attributes.placing_exec(plan.process.attributes, place_in_groups)
     try:
         pid = proc.spawn(place)
-        proc.wait_ready(lambda: {}, lambda: st.hook_state(container.state, "running"))
-        if ours is not None:
+        if ours is not None:  # the master comes before the process runs (see receive_master)
             console.close()
             console = None
-            master = terminal.receive_master(ours)
+            try:
+                master = terminal.receive_master(ours)
+            except OSError:
+                proc.wait_ready(lambda: {}, notify_state)  # it failed first: its error
+                raise
+        proc.wait_ready(lambda: {}, notify_state)
     except PyruncError as e:
         proc.kill()
+        if master >= 0:
+            os.close(master)
         raise ExecError(str(e)) from None
     finally:
         proc.close()
@@ -88,13 +99,28 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
             if sock is not None:
                 sock.close()
     if pid_file:
-        st.write_atomic(os.path.abspath(pid_file), str(pid))
+        try:
+            st.write_atomic(os.path.abspath(pid_file), str(pid))
+        except PyruncError as e:  # runc: the process goes, exec fails
+            _kill(pid)
+            raise ExecError(str(e)) from None
     if detach:
         return 0
     if master >= 0:
         return terminal.proxy(master, pid)
     from pyrunc.container.run import wait_forwarding_signals
     return wait_forwarding_signals(pid)
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL a process of ours that exec will not report, and reap it."""
+    import _signal
+    try:
+        os.kill(pid, _signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        from pyrunc.lean.procfs import wait_gone
+        wait_gone(pid)
 
 
 def _namespace_paths(container: Container) -> dict:
@@ -129,18 +155,26 @@ def process_from_flags(config: dict, args: list[str], *, env=(), cwd=None, user=
     if cwd:
         proc["cwd"] = cwd
     if user:
-        uid, _, gid = user.partition(":")
-        try:
-            proc["user"] = {"uid": int(uid), "gid": int(gid) if gid else 0}
-        except ValueError:
-            raise ExecError(f"invalid --user {user!r}: want uid[:gid]") from None
+        # runc: uid, and the gid if given, replace the config's; the rest stays
+        proc["user"] = dict(proc.get("user") or {})
+        uid, colon, gid = user.partition(":")
+        if colon:
+            proc["user"]["gid"] = _flag_id(gid, "gid")
+        proc["user"]["uid"] = _flag_id(uid, "uid")
     if additional_gids:
-        proc.setdefault("user", {"uid": 0, "gid": 0})["additionalGids"] = \
-            [int(g) for g in additional_gids]
+        proc["user"] = dict(proc.get("user") or {})
+        proc["user"]["additionalGids"] = (list(proc["user"].get("additionalGids") or [])
+                                          + [int(g) for g in additional_gids])
     if caps:
-        sets = proc.setdefault("capabilities", {})
-        for name in ("bounding", "effective", "permitted"):
+        sets = dict(proc.get("capabilities") or {})
+        names = ["bounding", "effective", "permitted"]
+        if sets.get("inheritable") is not None:
+            # ambient needs inheritable, which --cap does not add: runc raises
+            # ambient only when the config has an inheritable set
+            names.append("ambient")
+        for name in names:
             sets[name] = list(dict.fromkeys(list(sets.get(name) or []) + list(caps)))
+        proc["capabilities"] = sets
     if no_new_privs:
         proc["noNewPrivileges"] = True
     if apparmor:
@@ -150,10 +184,20 @@ def process_from_flags(config: dict, args: list[str], *, env=(), cwd=None, user=
     return proc
 
 
+def _flag_id(text: str, what: str) -> int:
+    """A number of --user, worded as runc (strconv.Atoi) refuses it."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if digits.isascii() and digits.isdigit():
+        return int(text)
+    raise ExecError(f"bad {what}: strconv.Atoi: parsing {quote(text)}: invalid syntax")
+
+
 def load_process_file(path: str) -> dict:
     import json
     try:
         with open(path) as f:
             return json.load(f)
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        raise ExecError(f"open {path}: {errno_text(e.errno)}") from None
+    except ValueError as e:
         raise ExecError(f"cannot read process file {path}: {e}") from None

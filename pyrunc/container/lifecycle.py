@@ -17,7 +17,9 @@ from _signal import SIGKILL, SIGTERM, pidfd_send_signal
 from pyrunc import SPEC_VERSION
 from pyrunc.container import state as st
 from pyrunc.lean.procfs import wait_gone
-from pyrunc.errors import ContainerNotRunning, InvalidState, PyruncError
+from pyrunc.errors import INIT_FAILED, ConfigError, ContainerNotRunning, InvalidState, PyruncError
+
+NO_PROCESS = "process property must not be empty"  # runc's words
 
 
 class Container:
@@ -102,6 +104,10 @@ class Container:
             raise InvalidState("cannot start a container that has stopped")
         if status != st.CREATED:
             raise InvalidState("cannot start an already running container")
+        if self.state.config.get("process") is None:
+            # the spec: start MUST fail; the init goes, the state stays for delete
+            self._kill_and_wait()
+            raise ConfigError(NO_PROCESS)
         self._run_start_hooks("prestart", st.CREATED)
         self._release_init()
         try:
@@ -121,7 +127,9 @@ class Container:
             return
         from pyrunc.process.hooks import run_hooks
         try:
-            run_hooks(hooks, kind, st.hook_state(self.state, status))
+            # runc's words: prestart runs (in runc) while the init is being set up
+            run_hooks(hooks, kind, st.hook_state(self.state, status), cwd=self.state.bundle,
+                      prefix=INIT_FAILED if kind == "prestart" else "")
         except PyruncError:
             self._kill_and_wait()
             self.destroy()
@@ -145,6 +153,14 @@ class Container:
 
     def kill(self, sig: int = SIGTERM, all_processes: bool = False) -> None:
         status = self.status()
+        if sig == SIGKILL and not all_processes and not self._private_pid_ns():
+            # runc 1.2+: without its own pid namespace the container's processes
+            # do not die with its init: SIGKILL every process of its cgroup,
+            # also once the init is gone
+            cgroup = self._cgroup()
+            if cgroup is not None and os.path.isdir(cgroup.path):
+                cgroup.kill_all(sig)
+                return
         if all_processes:
             cgroup = self._cgroup()
             if cgroup is not None:
@@ -161,6 +177,10 @@ class Container:
             cgroup = self._cgroup()
             if cgroup is not None:
                 cgroup.thaw()
+
+    def _private_pid_ns(self) -> bool:
+        namespaces = (self.state.config.get("linux") or {}).get("namespaces") or ()
+        return any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces)
 
     # --- cgroup-backed operations (pyrunc.container.cgroup_ops) -------------------------------
 
@@ -223,7 +243,7 @@ class Container:
         state = st.hook_state(self.state, status)
         for i, hook in enumerate(hooks[kind]):
             try:
-                run_hook(hook, state, f"hooks.{kind}[{i}]")
+                run_hook(hook, state, kind, i, cwd=self.state.bundle)
             except PyruncError as e:
                 log.warning(str(e))
 

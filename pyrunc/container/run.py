@@ -6,7 +6,7 @@ import _signal  # the signal module's C core: the wrapper imports enum (slow sta
 from pyrunc import native
 from pyrunc.process import terminal
 from pyrunc.lean import unixsock
-from pyrunc.container.lifecycle import Container
+from pyrunc.container.lifecycle import NO_PROCESS, Container
 
 _NOT_FORWARDED = {_signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG, _signal.SIGKILL, _signal.SIGSTOP}
 
@@ -20,7 +20,8 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
     if not detach and subreaper:
         # the init's parent (the middle process) exits: become the one it is reparented to
         native.prctl(native.PR_SET_CHILD_SUBREAPER, 1)
-    interactive = not detach and _wants_terminal(bundle)
+    process = _process_of(bundle)
+    interactive = not detach and bool(process.get("terminal"))
     ours = None
     if interactive:  # we hold the console socket ourselves and proxy the pty
         ours, console_socket = unixsock.pair()
@@ -47,9 +48,15 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
             container.delete(force=True)
 
 
-def _wants_terminal(bundle: str) -> bool:
+def _process_of(bundle: str) -> dict:
+    """The config's process: `run` of a config without one fails up front, as
+    runc's does (`start` fails likewise, see Container.start)."""
     from pyrunc.spec.load import load_config
-    return bool((load_config(bundle).get("process") or {}).get("terminal"))
+    process = load_config(bundle).get("process")
+    if process is None:
+        from pyrunc.errors import ConfigError
+        raise ConfigError(NO_PROCESS)
+    return process if isinstance(process, dict) else {}  # create's validation words that
 
 
 def wait_forwarding_signals(pid: int) -> int:

@@ -13,7 +13,8 @@ import time
 from pyrunc.lean import fastjson
 from pyrunc.lean.procfs import in_user_namespace, process_start_time, read_small
 
-from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError
+from pyrunc.errors import (ContainerExists, ContainerNotFound, InvalidContainerID, PyruncError,
+                           errno_text)
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
@@ -185,7 +186,10 @@ def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
     """Write a temporary sibling and rename it over `path`."""
     directory, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(directory, f".{name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except OSError as e:  # worded as runc's (Go's) error for its pid file
+        raise PyruncError(f"open {tmp}: {errno_text(e.errno)}") from None
     try:
         os.write(fd, data.encode())
     finally:
@@ -195,9 +199,11 @@ def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
 
 def container_dirs(root: str) -> list[os.DirEntry]:
     """The container directories under `root`, sorted by id (scandir: the
-    type comes with the names, no stat per container)."""
+    type comes with the names, no stat per container). A root that does not
+    exist (or is no directory) is an error, as in runc 1.2+."""
+    root = os.path.abspath(root)
     try:
         with os.scandir(root) as it:
             return sorted((e for e in it if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
-    except FileNotFoundError:
-        return []
+    except OSError as e:
+        raise PyruncError(f"open {root}: {errno_text(e.errno)}") from None

@@ -1,7 +1,7 @@
 """Signal names and numbers as `kill` accepts them: 9, KILL, SIGKILL, sigkill, RTMIN+3."""
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
-from pyrunc.errors import UsageError
+from pyrunc.errors import UsageError, quote
 
 _NAMES = {name: num for name, num in vars(_signal).items()
           if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT")) and isinstance(num, int)}
@@ -10,7 +10,7 @@ _NAMES = {name: num for name, num in vars(_signal).items()
 def parse_signal(text: str) -> int:
     if text.isdigit():
         num = int(text)
-        if 0 < num < _signal.NSIG:
+        if 0 <= num < _signal.NSIG:  # 0: the existence check, as `kill -0`
             return num
         raise UsageError(f"invalid signal number: {text}")
     name = text.upper()
@@ -23,4 +23,4 @@ def parse_signal(text: str) -> int:
                 return num
     if name in _NAMES:
         return _NAMES[name]
-    raise UsageError(f"unknown signal {text!r}")
+    raise UsageError(f"unknown signal {quote(text)}")

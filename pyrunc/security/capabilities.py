@@ -14,7 +14,7 @@ import os
 from pyrunc.lean.record import record
 
 from pyrunc import log, native
-from pyrunc.errors import ConfigError, ContainerStartError
+from pyrunc.errors import ConfigError, ContainerStartError, errno_text
 
 
 # linux/capability.h
@@ -208,13 +208,13 @@ def apply_final(sets: CapabilitySets | None) -> None:
         if not sets.ambient >> cap & 1:
             continue
         name = CAP_NAMES.get(cap, str(cap))
-        if not allowed >> cap & 1:
-            log.warning(f"can't raise ambient capability {name}: not in permitted and inheritable")
+        if not allowed >> cap & 1:  # the kernel would say EPERM: runc's words for it
+            log.warning(f"can't raise ambient capability {name}: {errno_text(errno.EPERM)}")
             continue
         try:
             native.prctl(native.PR_CAP_AMBIENT, native.PR_CAP_AMBIENT_RAISE, cap)
         except OSError as e:  # runc only warns here
-            log.warning(f"can't raise ambient capability {name}: {os.strerror(e.errno)}")
+            log.warning(f"can't raise ambient capability {name}: {errno_text(e.errno)}")
 
 
 def finalize_identity_and_caps(identity, sets: CapabilitySets | None,

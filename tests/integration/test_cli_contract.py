@@ -241,6 +241,7 @@ def test_state_of_stopped_container(pyrunc, bundle):
 
 
 def test_list_empty(pyrunc):
+    os.makedirs(pyrunc.root)
     res = pyrunc.ok("list", "--format", "json")
     assert res.stdout == "null\n"
     assert pyrunc.ok("list", "-q").stdout == ""
@@ -343,3 +344,16 @@ def test_empty_environment(pyrunc, bundle):
     res = subprocess.run(["env", "-i", pyrunc.binary, "--root", pyrunc.root, "delete", "--force", cid],
                          capture_output=True, text=True, timeout=30)
     assert (res.returncode, res.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("what", ["missing", "file", "relative"])
+def test_list_root_that_is_not_a_directory(pyrunc, tmp_path, what):
+    """runc 1.2+: `list` of a root that does not exist fails (and makes nothing)."""
+    root = {"missing": tmp_path / "no-root", "file": tmp_path / "a-file",
+            "relative": "relative-root"}[what]
+    (tmp_path / "a-file").write_text("")
+    res = pyrunc("list", root=str(root), cwd=tmp_path)
+    assert res.returncode == 1
+    why = "not a directory" if what == "file" else "no such file or directory"
+    assert pyrunc.one_line_error(res) == f"open {tmp_path / root}: {why}"
+    assert not (tmp_path / "no-root").exists() and not (tmp_path / "relative-root").exists()

@@ -595,3 +595,88 @@ def test_exec_signals_reset(pyrunc, bundle):
     fields = pyrunc.status_fields(out)
     assert status_mask(fields, "SigIgn") == 0, out
     assert status_mask(fields, "SigBlk") == 0, out
+
+
+# --- runc 1.2+: exec's flags on top of the config's process; its own failures ----------------
+
+def test_exec_cap_raises_ambient_when_config_has_inheritable(pyrunc, bundle):
+    """runc: --cap also goes into the ambient set when the config has an
+    inheritable set, so a non-root process keeps it (it was dropped before)."""
+    caps = bundle.process["capabilities"]
+    for name in ("bounding", "effective", "permitted"):
+        caps[name].append("CAP_NET_RAW")
+    caps["inheritable"] = ["CAP_NET_RAW"]
+    cid, _ = start(pyrunc, bundle)
+    status = ("grep", "^Cap", "/proc/self/status")
+    fields = pyrunc.status_fields(exec_ok(pyrunc, cid, *status, flags=("--user", "1000",
+                                                                       "--cap", "CAP_NET_RAW")))
+    for key in ("CapAmb", "CapEff", "CapPrm"):
+        assert status_mask(fields, key) == 1 << CAP_NET_RAW, (key, fields)
+    fields = pyrunc.status_fields(exec_ok(pyrunc, cid, *status, flags=("--user", "1000")))
+    assert status_mask(fields, "CapAmb") == status_mask(fields, "CapEff") == 0
+    # without an inheritable set: no ambient (it could not be raised), a warning (runc's)
+    del caps["inheritable"]
+    cid, _ = start(pyrunc, bundle)
+    res = exec_(pyrunc, cid, *status, flags=("--user", "1000", "--cap", "CAP_NET_RAW"))
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert status_mask(pyrunc.status_fields(res.stdout), "CapAmb") == 0
+
+
+def test_exec_user_keeps_the_config_gid_and_groups(pyrunc, bundle):
+    """runc: --user uid[:gid] replaces only what it names; --additional-gids add."""
+    bundle.process["user"] = {"uid": 0, "gid": 10, "additionalGids": [20]}
+    cid, _ = start(pyrunc, bundle)
+    ids = ("grep", "-E", "^(Uid|Gid|Groups):", "/proc/self/status")
+    fields = pyrunc.status_fields(exec_ok(pyrunc, cid, *ids, flags=("--user", "1000")))
+    assert (fields["Uid"].split()[0], fields["Gid"].split()[0], fields["Groups"]) == ("1000", "10", "20")
+    fields = pyrunc.status_fields(exec_ok(pyrunc, cid, *ids, flags=("-u", "1000:30", "-g", "40")))
+    assert (fields["Gid"].split()[0], fields["Groups"].split()) == ("30", ["20", "40"])
+    res = exec_(pyrunc, cid, "true", flags=("--user", "abc"))
+    assert res.returncode == 255
+    assert pyrunc.one_line_error(res) == \
+        'exec failed: bad uid: strconv.Atoi: parsing "abc": invalid syntax'
+
+
+def test_exec_pid_file_in_missing_directory(pyrunc, bundle, tmp_path):
+    """runc: the exec call itself fails (255, "exec failed: open …"), the
+    process it started is killed, no pid file is left."""
+    cid, _ = start(pyrunc, bundle)
+    pid_file = tmp_path / "missing" / "exec.pid"
+    for flags in (("--detach",), ()):
+        res = exec_(pyrunc, cid, "sleep", "1077", flags=(*flags, "--pid-file", pid_file))
+        assert res.returncode == 255
+        line = pyrunc.one_line_error(res)
+        assert line.startswith(f"exec failed: open {pid_file.parent}/.exec.pid"), line
+        assert line.endswith(": no such file or directory"), line
+        assert pyrunc.wait_until(lambda: not _cmdlines_in_cgroup(cid, b"1077"))
+    assert pyrunc.state(cid)["status"] == "running"
+
+
+def _cmdlines_in_cgroup(cid: str, needle: bytes) -> list[int]:
+    """Pids in the container's cgroup whose command line holds `needle`."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and _in_cgroup_of(int(name), cid):
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if needle in f.read():
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def test_exec_failures_say_exec_failed(pyrunc, bundle, tmp_path):
+    """Every failure of exec itself: "exec failed: …" and status 255 (runc)."""
+    res = pyrunc("exec", "no-such-container", "true")
+    assert (res.returncode, pyrunc.one_line_error(res)) == (255, "exec failed: container does not exist")
+    cid, _ = start(pyrunc, bundle, "true")
+    pyrunc.wait_status(cid, "stopped")
+    res = pyrunc("exec", cid, "true")
+    assert (res.returncode, pyrunc.one_line_error(res)) == \
+        (255, "exec failed: cannot exec in a stopped container")
+    missing = tmp_path / "missing.json"
+    cid, _ = start(pyrunc, bundle)
+    res = pyrunc("exec", "--process", missing, cid)
+    assert (res.returncode, pyrunc.one_line_error(res)) == \
+        (255, f"exec failed: open {missing}: no such file or directory")

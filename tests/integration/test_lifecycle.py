@@ -223,3 +223,74 @@ def test_status_stopped_when_init_exits(pyrunc, bundle, tmp_path):
     st = pyrunc.wait_status(cid, "stopped")
     assert st["pid"] == 0
     pyrunc.ok("delete", cid)
+
+
+# --- runc 1.2+ kill ---------------------------------------------------------------------------
+
+def test_kill_signal_zero(pyrunc, bundle):
+    """runc's kill.bats "kill detached busybox": signal 0 checks the init is
+    there; a stopped container is "not running", unless --all (obsolete in
+    runc 1.2+, where it only turns that error off)."""
+    cid = pyrunc.new_id()
+    pyrunc.run_ok(bundle, "--detach", cid=cid)
+    pyrunc.ok("kill", cid, "0")
+    pyrunc.ok("kill", "--all", cid, "0")
+    assert pyrunc.state(cid)["status"] == "running"
+    pyrunc.ok("kill", cid, "KILL")
+    pyrunc.wait_status(cid, "stopped")
+    res = pyrunc("kill", cid, "0")
+    assert res.returncode == 1
+    assert pyrunc.one_line_error(res) == "container not running"
+    pyrunc.ok("kill", "-a", cid, "0")
+    pyrunc.ok("delete", cid)
+
+
+def _host_pidns_with_execs(pyrunc, bundle, count=3):
+    """A container without its own pid namespace, its init and `count` exec'd
+    sleeps; returns (id, init pid, every pid of its cgroup)."""
+    bundle.remove_namespace("pid")
+    cid = pyrunc.new_id()
+    pyrunc.run_ok(bundle, "--detach", cid=cid)
+    for _ in range(count):
+        pyrunc.ok("exec", "--detach", cid, "sleep", "1001")
+    init = pyrunc.state(cid)["pid"]
+    pids = []
+
+    def all_there() -> bool:
+        pids[:] = pyrunc_pids(pyrunc, cid)
+        return len(pids) == count + 1
+    assert pyrunc.wait_until(all_there)
+    return cid, init, pids
+
+
+def pyrunc_pids(pyrunc, cid) -> list[int]:
+    import json
+    return json.loads(pyrunc.ok("ps", "--format", "json", cid).stdout) or []
+
+
+@pytest.mark.parametrize("init_gone", [False, True])
+def test_kill_of_host_pidns_container_kills_its_cgroup(pyrunc, bundle, init_gone):
+    """runc's kill.bats "kill KILL [host pidns]" and "[host pidns + init gone]":
+    SIGKILL (no --all) reaches every process of the cgroup, even after the
+    init has died; the container is stopped, its cgroup empty."""
+    cid, init, pids = _host_pidns_with_execs(pyrunc, bundle)
+    if init_gone:
+        os.kill(init, 9)
+        assert pyrunc.wait_until(lambda: not pyrunc.pid_alive(init))
+        assert pyrunc.state(cid)["status"] == "stopped"
+    pyrunc.ok("kill", cid, "KILL")
+    assert pyrunc.wait_until(lambda: not any(pyrunc.pid_alive(p) for p in pids))
+    assert pyrunc.state(cid)["status"] == "stopped"
+    assert pyrunc_pids(pyrunc, cid) == []
+    pyrunc.ok("delete", cid)
+
+
+def test_kill_term_of_host_pidns_container_signals_only_init(pyrunc, bundle):
+    """Only SIGKILL goes to the whole cgroup; other signals to the init (runc)."""
+    cid, init, pids = _host_pidns_with_execs(pyrunc, bundle, count=1)
+    pyrunc.ok("kill", cid, "TERM")
+    assert pyrunc.wait_until(lambda: not pyrunc.pid_alive(init))
+    others = [p for p in pids if p != init]
+    assert others and all(pyrunc.pid_alive(p) for p in others)
+    pyrunc.ok("delete", "--force", cid)
+    assert pyrunc.wait_until(lambda: not any(pyrunc.pid_alive(p) for p in others))

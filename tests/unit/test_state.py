@@ -82,8 +82,11 @@ def test_write_atomic_relative_path(tmp_path, monkeypatch):
 
 
 def test_write_atomic_missing_directory(tmp_path):
-    with pytest.raises(OSError):
+    # one line, worded as runc's pid file error: "open DIR/.f: no such file or directory"
+    with pytest.raises(PyruncError) as exc:
         st.write_atomic(str(tmp_path / "no" / "such" / "f"), "x")
+    assert str(exc.value).startswith(f"open {tmp_path}/no/such/.f")
+    assert str(exc.value).endswith(": no such file or directory")
 
 
 def _umask() -> int:
@@ -237,7 +240,13 @@ def test_corrupt_state(tmp_path):
 
 
 def test_container_dirs(tmp_path):
-    assert _ids(str(tmp_path / "missing")) == []
+    # runc 1.2+: `list` of a root that does not exist fails
+    for bad, why in (("missing", "no such file or directory"), ("file", "not a directory")):
+        (tmp_path / "file").write_text("")
+        with pytest.raises(PyruncError) as exc:
+            _ids(str(tmp_path / bad))
+        assert str(exc.value) == f"open {tmp_path / bad}: {why}"
+    (tmp_path / "file").unlink()
     for name in ("b", "a", "c"):
         (tmp_path / name).mkdir()
     (tmp_path / "file").write_text("")
