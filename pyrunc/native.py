@@ -175,6 +175,17 @@ def join_session_keyring(name: str | None) -> None:
            "keyctl(JOIN_SESSION_KEYRING)")
 
 
+SYS_FACCESSAT2, AT_FDCWD, AT_EACCESS = 439, -100, 0x200
+
+
+def faccessat2(path: str, mode: int, flags: int = AT_EACCESS) -> None:
+    """faccessat2(AT_FDCWD, path, mode, flags); OSError with the errno (os.access
+    keeps it to itself: Go's LookPath treats ENOSYS and EPERM apart)."""
+    buf = ffi.new("char[]", path.encode())
+    _check(lib.pyrunc_syscall6(SYS_FACCESSAT2, AT_FDCWD, ffi.cast("long", buf), mode, flags, 0, 0),
+           "faccessat2", path)
+
+
 def syscall(nr: int, *args: int) -> int:
     padded = list(args) + [0] * (6 - len(args))
     return _check(lib.pyrunc_syscall6(nr, *padded), f"syscall {nr}")

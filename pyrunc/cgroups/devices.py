@@ -67,9 +67,10 @@ def perms_to_str(bits: int) -> str:
 
 
 def perms_from_str(access: str) -> int:
+    """The r/w/m bits of an access string; other characters count for nothing (runc)."""
     bits = 0
     for c in access:
-        bits |= _PERM_BITS[c]
+        bits |= _PERM_BITS.get(c, 0)
     return bits
 
 
@@ -133,29 +134,27 @@ def parse_rules(devices, where: str = "linux.resources.devices") -> list[Rule]:
         at = f"{where}[{i}]"
         if not isinstance(d, dict):
             raise ConfigError("a device rule must be an object", at)
-        unknown = set(d) - {"allow", "type", "major", "minor", "access"}
-        if unknown:
-            raise ConfigError(f"unknown field {sorted(unknown)[0]!r}", at)
         allow = d.get("allow")
         if not isinstance(allow, bool):
             raise ConfigError("is required and must be true or false", f"{at}.allow")
         dtype = d.get("type") or "a"
-        if dtype not in ("a", "b", "c"):
-            raise ConfigError(f"invalid device type {dtype!r} (want a, b or c)", f"{at}.type")
+        if dtype not in ("a", "b", "c"):  # runc's words
+            raise ConfigError(f'invalid cgroup device type "{dtype}" (want a, b or c)',
+                              f"{at}.type")
         major = _number(d.get("major"), f"{at}.major")
         minor = _number(d.get("minor"), f"{at}.minor")
         access = d.get("access")
         if not isinstance(access, str) or not access:
-            # runc: "device access at %d field cannot be empty"
-            raise ConfigError("is required and must be a non-empty subset of \"rwm\"",
-                              f"{at}.access")
-        if any(c not in _PERM_BITS for c in access):
-            raise ConfigError(f"invalid device access {access!r} (want a subset of \"rwm\")",
-                              f"{at}.access")
+            raise ConfigError(f"device access at {i} field cannot be empty", f"{at}.access")
+        # as runc: any string, its r, w and m count (in any order, repeated),
+        # anything else is ignored
+        bits = perms_from_str(access)
         if dtype == "a":
             rule = Rule(allow, "a", WILDCARD, WILDCARD, "rwm")
+        elif not bits:
+            continue  # grants or denies nothing
         else:
-            rule = Rule(allow, dtype, major, minor, perms_to_str(perms_from_str(access)))
+            rule = Rule(allow, dtype, major, minor, perms_to_str(bits))
         try:
             emu.apply(rule)
         except ValueError as e:

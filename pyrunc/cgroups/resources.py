@@ -386,9 +386,8 @@ def _parse_unified(u, at: str) -> dict:
 def _refuse_unsupported(spec: dict, where: str, version: str) -> None:
     if version == "v1":
         if spec.get("unified"):
-            # runc: "invalid configuration: cannot use unified on cgroup v1"
-            raise ConfigError("cgroup v2 (unified) parameters cannot be used on a cgroup v1 "
-                              "host", f"{where}.unified")
+            raise ConfigError("invalid configuration: cannot use unified on cgroup v1",
+                              f"{where}.unified")
         return
     m, c, b = spec.get("memory", {}), spec.get("cpu", {}), spec.get("blockIO", {})
     refusals = [

@@ -25,9 +25,10 @@ from pyrunc.spec.validate import validate_config
 
 def create_container(container_id: str, bundle: str, root: str, *, pid_file=None,
                      console_socket=None, no_pivot=False, no_new_keyring=False,
-                     preserve_fds=0) -> tuple[st.StateDir, st.ContainerState]:
+                     preserve_fds=0, config=None) -> tuple[st.StateDir, st.ContainerState]:
     st.check_id(container_id)
-    config = load_config(bundle)
+    if config is None:
+        config = load_config(bundle)
     validate_config(config)
     preserve_fds += _socket_activation_fds(config)
     plan = build_plan(container_id, config, bundle, no_pivot=no_pivot,

@@ -194,9 +194,11 @@ def _flag_id(text: str, what: str) -> int:
 
 def load_process_file(path: str) -> dict:
     import json
+    from pyrunc.spec.keys import normalize_process
     try:
         with open(path) as f:
-            return json.load(f)
+            process = json.load(f)
+        return normalize_process(process, "") if isinstance(process, dict) else process
     except OSError as e:
         raise ExecError(f"open {path}: {errno_text(e.errno)}") from None
     except ValueError as e:

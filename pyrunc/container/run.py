@@ -20,12 +20,13 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
     if not detach and subreaper:
         # the init's parent (the middle process) exits: become the one it is reparented to
         native.prctl(native.PR_SET_CHILD_SUBREAPER, 1)
-    process = _process_of(bundle)
-    interactive = not detach and bool(process.get("terminal"))
+    from pyrunc.spec.load import load_config
+    config = load_config(bundle)
+    interactive = not detach and bool(_process_of(config).get("terminal"))
     ours = None
     if interactive:  # we hold the console socket ourselves and proxy the pty
         ours, console_socket = unixsock.pair()
-    container = Container.create(container_id, bundle, root=root,
+    container = Container.create(container_id, bundle, root=root, config=config,
                                  console_socket=console_socket, **create_options)
     master = -1
     try:
@@ -48,11 +49,10 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
             container.delete(force=True)
 
 
-def _process_of(bundle: str) -> dict:
+def _process_of(config) -> dict:
     """The config's process: `run` of a config without one fails up front, as
     runc's does (`start` fails likewise, see Container.start)."""
-    from pyrunc.spec.load import load_config
-    process = load_config(bundle).get("process")
+    process = config.get("process") if isinstance(config, dict) else {}
     if process is None:
         from pyrunc.errors import ConfigError
         raise ConfigError(NO_PROCESS)

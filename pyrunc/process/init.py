@@ -302,13 +302,20 @@ def _find_executable(arg0: str, env: list, prefix: str) -> str:
 
 def _check_executable(path: str, prefix: str, stat_error: bool = False) -> bool:
     """Go's findExecutable: exists, is not a directory, passes access(X_OK) for
-    the effective ids. With stat_error the reason is raised, else False."""
+    the effective ids -- or, where that check is refused (ENOSYS, or EPERM
+    from a seccomp profile: the filter may be loaded already), has an x bit.
+    With stat_error the reason is raised, else False."""
     try:
         st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "")
-        if not os.access(path, os.X_OK, effective_ids=True):
-            raise PermissionError(errno.EACCES, "")
+        try:
+            native.faccessat2(path, os.X_OK)
+        except OSError as e:
+            if e.errno not in (errno.ENOSYS, errno.EPERM):
+                raise OSError(e.errno, "") from None
+            if not _go_eaccess(st):
+                raise PermissionError(errno.EACCES, "") from None
     except FileNotFoundError as e:
         if stat_error:
             raise ContainerStartError(f"{prefix}stat {path}: {errno_text(e.errno)}") from None
@@ -318,6 +325,19 @@ def _check_executable(path: str, prefix: str, stat_error: bool = False) -> bool:
             raise ContainerStartError(f"{prefix}{errno_text(e.errno)}") from None
         return False
     return True
+
+
+def _go_eaccess(st: os.stat_result) -> bool:
+    """Go's emulation of access(X_OK) for the effective ids, from the mode bits."""
+    mode = st.st_mode
+    uid = os.geteuid()
+    if uid == 0:
+        return mode & 0o111 != 0
+    if uid == st.st_uid:
+        return mode & 0o100 != 0
+    if st.st_gid == os.getegid() or st.st_gid in os.getgroups():
+        return mode & 0o010 != 0
+    return mode & 0o001 != 0
 
 
 def _close_inherited_fds(plan: InitPlan) -> None:

@@ -4,7 +4,7 @@ import os
 from pyrunc.lean.record import field, record
 
 from pyrunc import native
-from pyrunc.errors import ConfigError
+from pyrunc.errors import ConfigError, quote
 from pyrunc.rootfs.idmap import parse_mappings
 
 FLAGS = {
@@ -51,7 +51,7 @@ def parse_namespaces(entries: list | None, linux: dict | None = None) -> Namespa
         if ns_type not in FLAGS:
             raise ConfigError(f"unknown namespace type {ns_type!r}", f"{where}.type")
         if ns_type in new or ns_type in join:
-            raise ConfigError(f"duplicate namespace type {ns_type!r}", f"{where}.type")
+            raise ConfigError(f"malformed spec file: duplicated ns {quote(ns_type)}", f"{where}.type")
         path = ns.get("path")
         if ns_type == "time" and not os.path.exists("/proc/self/ns/time"):
             raise ConfigError("the kernel has no time namespaces", f"{where}.type")
@@ -64,12 +64,13 @@ def parse_namespaces(entries: list | None, linux: dict | None = None) -> Namespa
     uid_maps = parse_mappings(linux.get("uidMappings"), "linux.uidMappings")
     gid_maps = parse_mappings(linux.get("gidMappings"), "linux.gidMappings")
     if "user" in new:
-        if not uid_maps or not gid_maps:
-            raise ConfigError("a new user namespace needs uidMappings and gidMappings",
-                              "linux.uidMappings" if not uid_maps else "linux.gidMappings")
+        if not uid_maps or not gid_maps:  # runc's words
+            which = "uid" if not uid_maps else "gid"
+            raise ConfigError(f"user namespaces enabled, but no {which} mappings found",
+                              f"linux.{which}Mappings")
     elif uid_maps or gid_maps:
-        raise ConfigError("uid/gid mappings need a new user namespace",
-                          "linux.uidMappings" if uid_maps else "linux.gidMappings")
+        raise ConfigError("user namespace mappings specified, but user namespace isn't enabled "
+                          "in the config", "linux.uidMappings" if uid_maps else "linux.gidMappings")
     return Namespaces(new, join, uid_maps, gid_maps)
 
 

@@ -2,10 +2,12 @@
 parsed and checked in the host *before* anything is forked, so bad input
 fails with the config field named and nothing to clean up."""
 import os
+import stat
+
 from pyrunc.lean.record import field, record
 
 from pyrunc.cgroups import resctrl
-from pyrunc.errors import ConfigError, quote
+from pyrunc.errors import ConfigError, errno_text, quote
 from pyrunc.process.attributes import Attributes, parse as parse_attributes
 from pyrunc.process.namespaces import Namespaces, parse_namespaces
 from pyrunc.process.netdevices import parse_net_devices
@@ -79,12 +81,14 @@ def check_sysctls(sysctl: dict, ns: Namespaces) -> dict:
         elif key in ("kernel.domainname", "kernel.hostname"):
             needed = "uts"
         else:
-            raise ConfigError(f"sysctl {key!r} is not in a separate kernel namespace", where)
-        if not ns.is_private(needed):
-            raise ConfigError(f"sysctl {key!r} is not allowed in the host's {needed} namespace",
-                              where)
+            raise ConfigError(f"sysctl {quote(key)} is not in a separate kernel namespace", where)
+        if not ns.is_private(needed):  # runc's words
+            raise ConfigError(f"sysctl {quote(key)} is not allowed in the hosts {needed} namespace"
+                              if needed == "ipc" else
+                              f"sysctl {quote(key)} not allowed in host {needed} namespace", where)
         if key == "kernel.hostname":
-            raise ConfigError("use the hostname field rather than the kernel.hostname sysctl", where)
+            raise ConfigError(f'sysctl {quote(key)} is not allowed as it conflicts with the OCI '
+                              '"hostname" field', where)
         if not os.path.exists("/proc/sys/" + key.replace(".", "/")):
             raise ConfigError(f"sysctl {key!r} does not exist on this kernel", where)
     return dict(sysctl)
@@ -179,22 +183,27 @@ def build_plan(container_id: str, config: dict, bundle: str, *, no_pivot: bool =
             readonly_root = False
     for key, ns_type in (("hostname", "uts"), ("domainname", "uts")):
         if config.get(key) and not ns.is_private(ns_type):
-            raise ConfigError(f"setting the {key} needs a private UTS namespace", key)
+            raise ConfigError(f"unable to set {key} without a private UTS namespace", key)
     if linux.get("timeOffsets") is not None:  # {} too, as runc
-        if "time" in ns.join:
-            raise ConfigError("time offsets cannot be set for a time namespace that is joined "
-                              "by path", "linux.timeOffsets")
+        if "time" in ns.join:  # runc's words
+            raise ConfigError("time namespace enabled, but both namespace path and time offsets "
+                              "specified -- you may only provide one", "linux.timeOffsets")
         if not ns.has_new("time"):
-            raise ConfigError("time offsets need a new time namespace", "linux.timeOffsets")
+            raise ConfigError("time namespace offsets specified, but time namespace isn't "
+                              "enabled in the config", "linux.timeOffsets")
 
     root = config.get("root") or {}
     rootfs = root.get("path") or ""
     if not os.path.isabs(rootfs):
         rootfs = os.path.join(bundle, rootfs)
     rootfs_as_given = os.path.abspath(rootfs)  # mount destinations may spell this out
+    try:
+        if not stat.S_ISDIR(os.stat(rootfs).st_mode):
+            raise ConfigError(f"invalid rootfs: {rootfs} is not a directory", "root.path")
+    except OSError as e:
+        raise ConfigError(f"invalid rootfs: stat {rootfs}: {errno_text(e.errno)}",
+                          "root.path") from None
     rootfs = os.path.realpath(rootfs)
-    if not os.path.isdir(rootfs):
-        raise ConfigError(f"rootfs {rootfs} is not a directory", "root.path")
 
     mounts = [parse_mount(i, m, bundle, rootfs_as_given)
               for i, m in enumerate(config.get("mounts") or [])]

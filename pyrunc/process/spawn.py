@@ -50,7 +50,8 @@ class InitProcess:
                 code = _middle(self.plan, child, self.entry, cgroupns_in_init=place_init)
             except BaseException as e:
                 try:
-                    child.send(sync.ERROR, message=f"{e}", where=getattr(e, "where", None))
+                    child.send(sync.ERROR, message=getattr(e, "message", None) or f"{e}",
+                               where=getattr(e, "where", None))
                 except BaseException:
                     pass
             finally:

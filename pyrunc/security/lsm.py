@@ -29,8 +29,8 @@ def check_apparmor(profile: str | None, where: str = "process.apparmorProfile") 
 
 def check_selinux(label: str | None, where: str = "process.selinuxLabel") -> str:
     if label and not selinux_enabled():
-        raise ConfigError(f"selinux label {label!r} is specified but selinux is disabled or "
-                          "not supported on this host", where)
+        raise ConfigError("selinux label is specified in config, but selinux is disabled or not "
+                          f"supported: {label!r}", where)
     return label or ""
 
 

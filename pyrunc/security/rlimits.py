@@ -72,7 +72,7 @@ def parse_rlimits(rlimits: list | None, where: str = "process.rlimits") -> list[
             raise ConfigError(f"type must be a string like 'RLIMIT_NOFILE', got {rtype!r}", f"{w}.type")
         res = RLIMITS.get(rtype)
         if res is None:
-            raise ConfigError(f"unknown rlimit type {rtype!r}", f"{w}.type")
+            raise ConfigError(f"wrong rlimit value: {rtype}", f"{w}.type")
         if res in seen:
             raise ConfigError(f"duplicate rlimit {rtype} (already set by {where}[{seen[res]}])",
                               f"{w}.type")

@@ -10,7 +10,9 @@ Compiled from schemas/ config-schema.json, defs.json, config-linux.json, defs-li
     check_config(doc) -> bool   # config-schema.json
     check_process(doc) -> bool   # config-schema.json#/properties/process
 
-Each returns True when the document is valid and is exactly as strict as
+    CONFIG_KEYS, PROCESS_KEYS   # the fields of every object (pyrunc.spec.keys)
+
+Each checker returns True when the document is valid and is exactly as strict as
 jsonschema with pyrunc.spec.validate's validator (1.0 is not an integer,
 format is not asserted).  One function per schema reached through a $ref.
 Patterns are checked by the plain functions of pyrunc.spec.patterns, so
@@ -1037,3 +1039,329 @@ defs_linux__Minor = defs__int64
 # public checkers
 check_config = config_schema
 check_process = config_schema__process
+
+# the fields of each object, for pyrunc.spec.keys (see schemac.key_shape)
+CONFIG_KEYS = {
+    'ociVersion': None,
+    'hooks': {
+        'prestart': ('list', {
+            'path': None,
+            'args': None,
+            'env': None,
+            'timeout': None,
+        }),
+        'createRuntime': ('list', {
+            'path': None,
+            'args': None,
+            'env': None,
+            'timeout': None,
+        }),
+        'createContainer': ('list', {
+            'path': None,
+            'args': None,
+            'env': None,
+            'timeout': None,
+        }),
+        'startContainer': ('list', {
+            'path': None,
+            'args': None,
+            'env': None,
+            'timeout': None,
+        }),
+        'poststart': ('list', {
+            'path': None,
+            'args': None,
+            'env': None,
+            'timeout': None,
+        }),
+        'poststop': ('list', {
+            'path': None,
+            'args': None,
+            'env': None,
+            'timeout': None,
+        }),
+    },
+    'annotations': None,
+    'hostname': None,
+    'domainname': None,
+    'mounts': ('list', {
+        'source': None,
+        'destination': None,
+        'options': None,
+        'type': None,
+        'uidMappings': ('list', {
+            'containerID': None,
+            'hostID': None,
+            'size': None,
+        }),
+        'gidMappings': ('list', {
+            'containerID': None,
+            'hostID': None,
+            'size': None,
+        }),
+    }),
+    'root': {
+        'path': None,
+        'readonly': None,
+    },
+    'process': {
+        'args': None,
+        'commandLine': None,
+        'consoleSize': {
+            'height': None,
+            'width': None,
+        },
+        'cwd': None,
+        'env': None,
+        'terminal': None,
+        'user': {
+            'uid': None,
+            'gid': None,
+            'umask': None,
+            'additionalGids': None,
+            'username': None,
+        },
+        'capabilities': {
+            'bounding': None,
+            'permitted': None,
+            'effective': None,
+            'inheritable': None,
+            'ambient': None,
+        },
+        'apparmorProfile': None,
+        'oomScoreAdj': None,
+        'selinuxLabel': None,
+        'ioPriority': {
+            'class': None,
+            'priority': None,
+        },
+        'noNewPrivileges': None,
+        'scheduler': {
+            'policy': None,
+            'nice': None,
+            'priority': None,
+            'flags': None,
+            'runtime': None,
+            'deadline': None,
+            'period': None,
+        },
+        'rlimits': ('list', {
+            'hard': None,
+            'soft': None,
+            'type': None,
+        }),
+        'execCPUAffinity': {
+            'initial': None,
+            'final': None,
+        },
+    },
+    'linux': {
+        'devices': ('list', {
+            'type': None,
+            'path': None,
+            'fileMode': None,
+            'major': None,
+            'minor': None,
+            'uid': None,
+            'gid': None,
+        }),
+        'netDevices': ('map', {
+            'name': None,
+        }),
+        'uidMappings': ('list', {
+            'containerID': None,
+            'hostID': None,
+            'size': None,
+        }),
+        'gidMappings': ('list', {
+            'containerID': None,
+            'hostID': None,
+            'size': None,
+        }),
+        'namespaces': ('list', {
+            'type': None,
+            'path': None,
+        }),
+        'resources': {
+            'unified': None,
+            'devices': ('list', {
+                'allow': None,
+                'type': None,
+                'major': None,
+                'minor': None,
+                'access': None,
+            }),
+            'pids': {
+                'limit': None,
+            },
+            'blockIO': {
+                'weight': None,
+                'leafWeight': None,
+                'throttleReadBpsDevice': ('list', {
+                    'rate': None,
+                    'major': None,
+                    'minor': None,
+                }),
+                'throttleWriteBpsDevice': ('list', {
+                    'rate': None,
+                    'major': None,
+                    'minor': None,
+                }),
+                'throttleReadIOPSDevice': ('list', {
+                    'rate': None,
+                    'major': None,
+                    'minor': None,
+                }),
+                'throttleWriteIOPSDevice': ('list', {
+                    'rate': None,
+                    'major': None,
+                    'minor': None,
+                }),
+                'weightDevice': ('list', {
+                    'weight': None,
+                    'leafWeight': None,
+                    'major': None,
+                    'minor': None,
+                }),
+            },
+            'cpu': {
+                'cpus': None,
+                'mems': None,
+                'period': None,
+                'quota': None,
+                'burst': None,
+                'realtimePeriod': None,
+                'realtimeRuntime': None,
+                'shares': None,
+                'idle': None,
+            },
+            'hugepageLimits': ('list', {
+                'pageSize': None,
+                'limit': None,
+            }),
+            'memory': {
+                'kernel': None,
+                'kernelTCP': None,
+                'limit': None,
+                'reservation': None,
+                'swap': None,
+                'swappiness': None,
+                'disableOOMKiller': None,
+                'useHierarchy': None,
+                'checkBeforeUpdate': None,
+            },
+            'network': {
+                'classID': None,
+                'priorities': ('list', {
+                    'name': None,
+                    'priority': None,
+                }),
+            },
+            'rdma': ('map', {
+                'hcaHandles': None,
+                'hcaObjects': None,
+            }),
+        },
+        'cgroupsPath': None,
+        'rootfsPropagation': None,
+        'seccomp': {
+            'defaultAction': None,
+            'defaultErrnoRet': None,
+            'flags': None,
+            'listenerPath': None,
+            'listenerMetadata': None,
+            'architectures': None,
+            'syscalls': ('list', {
+                'names': None,
+                'action': None,
+                'errnoRet': None,
+                'args': ('list', {
+                    'index': None,
+                    'value': None,
+                    'valueTwo': None,
+                    'op': None,
+                }),
+            }),
+        },
+        'sysctl': None,
+        'maskedPaths': None,
+        'readonlyPaths': None,
+        'mountLabel': None,
+        'intelRdt': {
+            'closID': None,
+            'schemata': None,
+            'l3CacheSchema': None,
+            'memBwSchema': None,
+            'enableMonitoring': None,
+        },
+        'memoryPolicy': {
+            'mode': None,
+            'nodes': None,
+            'flags': None,
+        },
+        'personality': {
+            'domain': None,
+            'flags': None,
+        },
+        'timeOffsets': ('map', {
+            'secs': None,
+            'nanosecs': None,
+        }),
+    },
+    'solaris': None,
+    'windows': None,
+    'vm': None,
+    'zos': None,
+    'freebsd': None,
+}
+PROCESS_KEYS = {
+    'args': None,
+    'commandLine': None,
+    'consoleSize': {
+        'height': None,
+        'width': None,
+    },
+    'cwd': None,
+    'env': None,
+    'terminal': None,
+    'user': {
+        'uid': None,
+        'gid': None,
+        'umask': None,
+        'additionalGids': None,
+        'username': None,
+    },
+    'capabilities': {
+        'bounding': None,
+        'permitted': None,
+        'effective': None,
+        'inheritable': None,
+        'ambient': None,
+    },
+    'apparmorProfile': None,
+    'oomScoreAdj': None,
+    'selinuxLabel': None,
+    'ioPriority': {
+        'class': None,
+        'priority': None,
+    },
+    'noNewPrivileges': None,
+    'scheduler': {
+        'policy': None,
+        'nice': None,
+        'priority': None,
+        'flags': None,
+        'runtime': None,
+        'deadline': None,
+        'period': None,
+    },
+    'rlimits': ('list', {
+        'hard': None,
+        'soft': None,
+        'type': None,
+    }),
+    'execCPUAffinity': {
+        'initial': None,
+        'final': None,
+    },
+}

@@ -68,6 +68,11 @@ CONFIG_ENTRIES = {
     "check_config": "config-schema.json",
     "check_process": "config-schema.json#/properties/process",
 }
+# key shapes in the generated module (see key_shape) -> schema
+KEY_ENTRIES = {
+    "CONFIG_KEYS": "config-schema.json",
+    "PROCESS_KEYS": "config-schema.json#/properties/process",
+}
 
 _ANNOTATIONS = frozenset(
     {"title", "description", "$comment", "default", "examples", "deprecated", "readOnly", "writeOnly", "format"}
@@ -745,6 +750,85 @@ def compile_checker(schema, *, float_integers: bool = False, documents: dict | N
     return namespace["check"]
 
 
+# --------------------------------------------------------------------------- key shapes
+
+# Objects the OCI schema describes with properties but specs-go decodes as a
+# Go map (its keys are data, never folded): a dotted path from the config root.
+GO_MAPS = frozenset({"linux.timeOffsets"})
+
+
+def key_shape(documents: dict, loc: tuple[str, str], path: str = "", _depth: int = 0):
+    """Where a document has object keys that name fields, as plain data for
+    pyrunc.spec.keys: a struct is {field: shape of its value}, a map of
+    values ("map", shape) and an array ("list", shape); None for anything
+    with no such keys below it. Built from properties, $ref and allOf;
+    additionalProperties / patternProperties make a map."""
+    if _depth > 64:
+        raise SchemaCompileError(f"{_Compiler.where(loc)}: schema nests too deep for key shapes")
+    comp = _Compiler(documents, False)
+    schema = comp.lookup(loc)
+    if not isinstance(schema, dict):
+        return None
+    props: dict = {}
+    value = None
+    items = None
+    parts = [(schema, loc)]
+    while parts:
+        node, at = parts.pop(0)
+        if "$ref" in node:
+            target = comp.resolve(at[0], node["$ref"])
+            parts.append((comp.lookup(target), target))
+        for i, sub in enumerate(node.get("allOf") or ()):
+            parts.append((sub, (at[0], f"{at[1]}/allOf/{i}")))
+        for name in node.get("properties") or {}:
+            props[name] = (at[0], f"{at[1]}/properties/{_escape(name)}")
+        for key in ("additionalProperties", "patternProperties"):
+            sub = node.get(key)
+            if isinstance(sub, dict) and sub:
+                if key == "patternProperties":
+                    pattern = next(iter(sub))
+                    value = (at[0], f"{at[1]}/patternProperties/{_escape(pattern)}")
+                else:
+                    value = (at[0], f"{at[1]}/additionalProperties")
+        if isinstance(node.get("items"), dict):
+            items = (at[0], f"{at[1]}/items")
+
+    def child(where, sub_path):
+        return key_shape(documents, where, sub_path, _depth + 1)
+
+    if props:
+        fields = {name: child(where, f"{path}.{name}" if path else name) for name, where in props.items()}
+        if path in GO_MAPS:
+            values = [v for v in fields.values() if v is not None]
+            return ("map", values[0] if values else None)
+        return fields
+    if value is not None:
+        sub = child(value, path + ".*")
+        return ("map", sub) if sub is not None else None
+    if items is not None:
+        sub = child(items, path + "[]")
+        return ("list", sub) if sub is not None else None
+    return None
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _shape_literal(shape, indent: int = 0) -> str:
+    """A readable Python literal of a key shape (one field per line)."""
+    pad = "    " * (indent + 1)
+    if isinstance(shape, dict):
+        if not shape:
+            return "{}"
+        body = "".join(f"{pad}{name!r}: {_shape_literal(sub, indent + 1)},\n"
+                       for name, sub in shape.items())
+        return "{\n" + body + "    " * indent + "}"
+    if isinstance(shape, tuple):
+        return f"({shape[0]!r}, {_shape_literal(shape[1], indent)})"
+    return "None"
+
+
 # --------------------------------------------------------------------------- config checker
 
 
@@ -779,7 +863,9 @@ Compiled from schemas/ {names}
 
 {entries}
 
-Each returns True when the document is valid and is exactly as strict as
+    CONFIG_KEYS, PROCESS_KEYS   # the fields of every object (pyrunc.spec.keys)
+
+Each checker returns True when the document is valid and is exactly as strict as
 jsonschema with pyrunc.spec.validate's validator (1.0 is not an integer,
 format is not asserted).  One function per schema reached through a $ref.
 Patterns are checked by the plain functions of pyrunc.spec.patterns, so
@@ -787,9 +873,13 @@ re is not imported: pyrunc.spec.validate registers check_config as the fast
 check and imports jsonschema only to explain a failure.
 """'''
 
-    return compile_schemas(
-        _load_documents(directory), CONFIG_ENTRIES, base_uri=SCHEMA_BASE_URI, header=header
-    )
+    documents = _load_documents(directory)
+    source = compile_schemas(documents, CONFIG_ENTRIES, base_uri=SCHEMA_BASE_URI, header=header)
+    keys = ["\n# the fields of each object, for pyrunc.spec.keys (see schemac.key_shape)\n"]
+    for name, ref in KEY_ENTRIES.items():
+        loc = _Compiler(documents, False).resolve(SCHEMA_BASE_URI, ref)
+        keys.append(f"{name} = {_shape_literal(key_shape(documents, loc))}\n")
+    return source + "".join(keys)
 
 
 def main(argv: list | None = None) -> int:

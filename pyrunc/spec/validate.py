@@ -410,7 +410,8 @@ def _check_linux_semantics(linux: dict) -> None:
     for i, ns in enumerate(linux.get("namespaces") or ()):
         t = ns["type"]
         if t in seen:
-            raise ConfigError(f'duplicate namespace type "{t}"', where=f"linux.namespaces[{i}].type")
+            raise ConfigError(f'malformed spec file: duplicated ns "{t}"',
+                              where=f"linux.namespaces[{i}].type")
         seen[t] = i
     for key in linux.get("sysctl") or ():
         if not key or not key.strip():
@@ -419,10 +420,10 @@ def _check_linux_semantics(linux: dict) -> None:
 
 def _check_process_semantics(process: dict, prefix: str) -> None:
     cwd = process["cwd"]
-    if not cwd:
-        raise ConfigError("must not be empty", where=_join(prefix, "cwd"))
+    if not cwd:  # runc's words
+        raise ConfigError("Cwd property must not be empty", where=_join(prefix, "cwd"))
     if not posixpath.isabs(cwd):
-        raise ConfigError(f"cwd {cwd!r} is not an absolute path", where=_join(prefix, "cwd"))
+        raise ConfigError(f"Cwd must be an absolute path: {cwd!r}", where=_join(prefix, "cwd"))
     if not process.get("args"):
         raise ConfigError("args must not be empty", where=_join(prefix, "args"))
 

@@ -74,7 +74,7 @@ def test_unknown_namespace_type(pyrunc, bundle):
 def test_duplicate_namespace(pyrunc, bundle):
     i = bundle.add_namespace("ipc")
     line = create_fails(pyrunc, bundle, f"linux.namespaces[{i}]")
-    assert "duplicate" in line
+    assert 'malformed spec file: duplicated ns "ipc"' in line
 
 
 def test_namespace_path_of_wrong_type(pyrunc, bundle):
@@ -230,3 +230,82 @@ def test_oom_score_adj_refused_by_the_kernel(pyrunc, bundle):
     bundle.config["process"]["oomScoreAdj"] = -998
     create_fails(pyrunc, bundle, "process.oomScoreAdj",
                  "failed to update /proc/self/oom_score_adj: Permission denied")
+
+
+# --- runc's words for the conditions it names too ---------------------------------------------
+
+def _no(ns):
+    return lambda b: b.remove_namespace(ns)
+
+
+def _set(path, value):
+    def edit(b):
+        node = b.config
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return edit
+
+
+def _all(*edits):
+    return lambda b: [e(b) for e in edits]
+
+
+RUNC_WORDS = {
+    # case: (config edit, where, how the message begins: runc 1.5.1's words)
+    "unified on v1": (_set(("linux", "resources", "unified"), {"pids.max": "10"}),
+                      "linux.resources.unified",
+                      "invalid configuration: cannot use unified on cgroup v1"),
+    "hostname": (_no("uts"), "hostname", "unable to set hostname without a private UTS namespace"),
+    "domainname": (_all(_no("uts"), _set(("hostname",), ""), _set(("domainname",), "d")),
+                   "domainname", "unable to set domainname without a private UTS namespace"),
+    "sysctl": (_set(("linux", "sysctl"), {"kernel.foo": "1"}), "linux.sysctl.kernel.foo",
+               'sysctl "kernel.foo" is not in a separate kernel namespace'),
+    "ipc sysctl": (_all(_no("ipc"), _set(("linux", "sysctl"), {"kernel.shmmax": "1"})),
+                   "linux.sysctl.kernel.shmmax",
+                   'sysctl "kernel.shmmax" is not allowed in the hosts ipc namespace'),
+    "net sysctl": (_all(_no("network"), _set(("linux", "sysctl"), {"net.ipv4.ip_forward": "1"})),
+                   "linux.sysctl.net.ipv4.ip_forward",
+                   'sysctl "net.ipv4.ip_forward" not allowed in host network namespace'),
+    "hostname sysctl": (_set(("linux", "sysctl"), {"kernel.hostname": "x"}),
+                        "linux.sysctl.kernel.hostname",
+                        'sysctl "kernel.hostname" is not allowed as it conflicts with the OCI '
+                        '"hostname" field'),
+    "userns without maps": (lambda b: b.add_namespace("user"), "linux.uidMappings",
+                            "user namespaces enabled, but no uid mappings found"),
+    "time offsets": (_set(("linux", "timeOffsets"), {"monotonic": {"secs": 1}}),
+                     "linux.timeOffsets", "time namespace offsets specified, but time namespace "
+                                          "isn't enabled in the config"),
+    "rootfs": (_set(("root", "path"), "/nonexistent-rootfs"), "root.path",
+               "invalid rootfs: stat /nonexistent-rootfs: no such file or directory"),
+    "rlimit": (_set(("process", "rlimits"), [{"type": "RLIMIT_FOO", "soft": 1, "hard": 1}]),
+               "process.rlimits[0].type", "wrong rlimit value: RLIMIT_FOO"),
+    "cwd": (_set(("process", "cwd"), "rel"), "process.cwd", "Cwd must be an absolute path"),
+    "args": (_set(("process", "args"), []), "process.args", "args must not be empty"),
+    "duplicated ns": (lambda b: b.add_namespace("pid"), "linux.namespaces[5].type",
+                      'malformed spec file: duplicated ns "pid"'),
+    "device type": (_set(("linux", "resources", "devices"), [{"allow": True, "type": "u",
+                                                              "access": "rwm"}]),
+                    "linux.resources.devices[0].type", 'invalid cgroup device type "u"'),
+    "device access": (_set(("linux", "resources", "devices"), [{"allow": False, "access": "rwm"},
+                                                               {"allow": True, "access": ""}]),
+                      "linux.resources.devices[1].access",
+                      "device access at 1 field cannot be empty"),
+    "selinux": (_set(("process", "selinuxLabel"), "system_u:system_r:container_t:s0"),
+                "process.selinuxLabel",
+                "selinux label is specified in config, but selinux is disabled or not supported"),
+}
+
+
+@pytest.mark.parametrize("case", RUNC_WORDS)
+def test_errors_begin_with_runcs_words(pyrunc, bundle, case):
+    """Where runc names the same condition, the message (after the config
+    field) begins with runc's words, so what users and tools match on holds."""
+    edit, where, words = RUNC_WORDS[case]
+    if case == "unified on v1" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        pytest.skip("pure cgroup v2 host")
+    if case == "selinux" and os.path.exists("/sys/fs/selinux/enforce"):
+        pytest.skip("SELinux is enabled here")
+    edit(bundle)
+    line = create_fails(pyrunc, bundle, run=True)
+    assert line.startswith(f"pyrunc run failed: {where}: {words}"), line

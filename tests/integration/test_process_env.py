@@ -214,3 +214,21 @@ def test_start_without_process_fails(pyrunc, bundle):
     assert not pyrunc.pid_alive(pid)
     assert pyrunc.state(cid)["status"] == "stopped"
     pyrunc.ok("delete", cid)
+
+
+@pytest.mark.parametrize("errno_ret", [1, 38])  # EPERM, ENOSYS
+def test_program_lookup_when_seccomp_refuses_faccessat2(pyrunc, bundle, programs, errno_ret):
+    """Go's LookPath falls back to the mode bits when access() is refused
+    (a profile loaded before the lookup: without noNewPrivileges), as in
+    runtime-tools' default profile; the bits still say no for a user who may not."""
+    bundle.process["noNewPrivileges"] = False
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["faccessat2", "faccessat", "access"], "action": "SCMP_ACT_ERRNO",
+         "errnoRet": errno_ret}]}
+    os.chmod(programs / "bin" / "busybox", 0o750)  # owner root, group root: not for others
+    bundle.args("/bin/echo", "found")
+    assert pyrunc.run_ok(bundle) == "found\n"
+    bundle.process["user"] = {"uid": 1000, "gid": 1000}
+    res = pyrunc.run(bundle)
+    assert pyrunc.one_line_error(res) == \
+        'pyrunc run failed: ' + INIT_FAILED + 'exec: "/bin/echo": permission denied'

@@ -45,7 +45,6 @@ def test_default_devices_are_valid_and_allow_only():
 @pytest.mark.parametrize("rule, field", [
     ({"allow": True, "type": "x", "access": "r"}, "type"),
     ({"allow": True, "type": "p", "access": "r"}, "type"),
-    ({"allow": True, "type": "c", "access": "rx"}, "access"),
     ({"allow": True, "type": "c", "access": ""}, "access"),
     ({"allow": True, "type": "c"}, "access"),
     ({"allow": True, "type": "c", "access": 7}, "access"),
@@ -63,6 +62,24 @@ def test_parse_rules_rejects_naming_the_field(rule, field):
     assert str(e.value).startswith(f"linux.resources.devices[2].{field}: ")
 
 
+@pytest.mark.parametrize("access, canonical", [
+    ("rwm", "rwm"), ("mrw", "rwm"), ("wr", "rw"), ("rrw", "rw"), ("rwmx", "rwm"), ("m", "m"),
+    ("r w", "rw"), ("x", None), ("RW", None),
+])
+def test_parse_rules_takes_every_access_string_runc_takes(access, canonical):
+    """runc: any non-empty string; its r, w and m count, in any order; a rule
+    left with none grants or denies nothing."""
+    rules = parse_rules([DENY_ALL, c(1, 3, access)])
+    assert rules[1:] == ([Rule(True, "c", 1, 3, canonical)] if canonical else [])
+
+
+def test_parse_rules_empty_access_is_runcs_error():
+    with pytest.raises(ConfigError) as e:
+        parse_rules([DENY_ALL, c(1, 3, "")])
+    assert str(e.value) == ("linux.resources.devices[1].access: "
+                            "device access at 1 field cannot be empty")
+
+
 def test_parse_rules_rejects_shapes():
     with pytest.raises(ConfigError) as e:
         parse_rules({"allow": True})
@@ -70,9 +87,9 @@ def test_parse_rules_rejects_shapes():
     with pytest.raises(ConfigError) as e:
         parse_rules([DENY_ALL, "c 1:3 rwm"])
     assert e.value.where == "linux.resources.devices[1]"
-    with pytest.raises(ConfigError) as e:
-        parse_rules([{"allow": True, "access": "r", "path": "/dev/x"}])
-    assert e.value.where == "linux.resources.devices[0]"
+    # an unknown property is ignored (the spec), not refused
+    assert parse_rules([{"allow": True, "access": "r", "path": "/dev/x"}]) == \
+        [Rule(True, "a", WILDCARD, WILDCARD, "rwm")]
 
 
 def test_parse_rules_refuses_hole_punching():

@@ -30,8 +30,8 @@ def test_none_and_empty():
 
 
 @pytest.mark.parametrize("rlimits,where,word", [
-    ([{"type": "RLIMIT_TEST", "soft": 1, "hard": 1}], "process.rlimits[0].type", "unknown"),
-    ([{"type": "nofile", "soft": 1, "hard": 1}], "process.rlimits[0].type", "unknown"),
+    ([{"type": "RLIMIT_TEST", "soft": 1, "hard": 1}], "process.rlimits[0].type", "wrong rlimit value"),
+    ([{"type": "nofile", "soft": 1, "hard": 1}], "process.rlimits[0].type", "wrong rlimit value"),
     ([{"type": "RLIMIT_CPU", "soft": 1, "hard": 1},
       {"type": "RLIMIT_NOFILE", "soft": 10, "hard": 1}], "process.rlimits[1]", "greater"),
     ([{"type": "RLIMIT_CPU", "soft": 1, "hard": 1},

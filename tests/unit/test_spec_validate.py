@@ -487,7 +487,7 @@ def test_format_where():
 SEMANTIC = [
     (lambda c: c.pop("root"), "root", "root must be specified"),
     (lambda c: c["root"].update(path=""), "root.path", "must not be empty"),
-    (lambda c: c["process"].update(cwd="tmp"), "process.cwd", "not an absolute path"),
+    (lambda c: c["process"].update(cwd="tmp"), "process.cwd", "Cwd must be an absolute path"),
     (lambda c: c["process"].update(cwd=""), "process.cwd", "must not be empty"),
     (lambda c: c["process"].update(args=[]), "process.args", "args must not be empty"),
     (lambda c: c["process"].pop("args"), "process.args", "args must not be empty"),
@@ -497,12 +497,12 @@ SEMANTIC = [
     (
         lambda c: c["linux"]["namespaces"].append({"type": "pid"}),
         "linux.namespaces[8].type",
-        'duplicate namespace type "pid"',
+        'malformed spec file: duplicated ns "pid"',
     ),
     (
         lambda c: c["linux"]["namespaces"].insert(3, {"type": "network"}),
         "linux.namespaces[3].type",
-        'duplicate namespace type "network"',
+        'malformed spec file: duplicated ns "network"',
     ),
     (lambda c: c["linux"]["sysctl"].update({"": "1"}), 'linux.sysctl[""]', "sysctl name must not be empty"),
     (
@@ -570,7 +570,7 @@ def test_validate_process_valid():
     [
         ({"args": ["ls"]}, "process", "process.cwd", "required field is missing"),
         ({"args": ["ls"]}, "", "cwd", "required field is missing"),
-        ({"cwd": "rel", "args": ["ls"]}, "", "cwd", "not an absolute path"),
+        ({"cwd": "rel", "args": ["ls"]}, "", "cwd", "Cwd must be an absolute path"),
         ({"cwd": "/", "args": []}, "process", "process.args", "args must not be empty"),
         ({"cwd": "/"}, "", "args", "args must not be empty"),
         ({"cwd": "/", "args": ["ls", 1]}, "", "args[1]", "1 is not of type 'string'"),
