@@ -69,6 +69,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         if console_socket is not None:
             console = terminal.open_console_socket(console_socket)
             plan.console_fd = console.fileno()
+            plan.console_ours = console is console_socket  # run's own, connected socket
             plan.extra_fds.append(console.fileno())
         warmup.wait()  # no thread may be running when we fork
 

@@ -65,6 +65,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         else:
             console = terminal.open_console_socket(console_socket)
         plan.console_fd = console.fileno()
+        plan.console_ours = ours is not None
         plan.extra_fds.append(console.fileno())
     proc = InitProcess(plan, entry="exec")
     def place_in_groups(pid: int) -> None:

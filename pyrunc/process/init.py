@@ -70,7 +70,8 @@ def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
     def prepare():
         if plan.console_fd >= 0:
             os.setsid()
-            terminal.setup_console(plan.console_fd, plan.process.console_size)
+            terminal.setup_console(plan.console_fd, plan.process.console_size,
+                                   ours=plan.console_ours)
         _setup_process(plan, chan)
         path = _find_executable(plan.process.args[0], plan.process.env, START_FAILED)
         _load_notify_seccomp(plan, chan)
@@ -165,7 +166,8 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         finally:
             os.close(root_fd)
         try:
-            terminal.setup_console(plan.console_fd, plan.process.console_size, console_path)
+            terminal.setup_console(plan.console_fd, plan.process.console_size, console_path,
+                                   ours=plan.console_ours)
         finally:
             os.close(console_path)
 

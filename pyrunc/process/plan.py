@@ -55,6 +55,7 @@ class InitPlan:
     extra_fds: list = field(default_factory=list)   # fds init must keep (console socket…)
     hook_state: dict = field(default_factory=dict)  # state JSON for init's own hooks
     console_fd: int = -1                  # connected console socket (process.terminal)
+    console_ours: bool = False            # pyrunc itself receives it (foreground: no ONLCR)
     net_devices: list = field(default_factory=list)  # linux.netDevices (moved by the host)
     intel_rdt: object = None              # linux.intelRdt: a resctrl.RdtPlan (host side)
 

@@ -38,14 +38,19 @@ def open_console_socket(console_socket) -> unixsock.Socket:
 
 # --- in the container (init or exec'd process) ------------------------------------
 
-def setup_console(sock_fd: int, size: dict | None, console_path_fd: int | None = None) -> None:
+def setup_console(sock_fd: int, size: dict | None, console_path_fd: int | None = None,
+                  ours: bool = False) -> None:
     """Allocate a pty in the container, send its master, make the slave our
     stdio and controlling terminal. `console_path_fd`: an O_PATH fd of
-    /dev/console to bind the slave on (init only)."""
+    /dev/console to bind the slave on (init only). `ours`: the receiver is
+    pyrunc's foreground proxy, whose console has no ONLCR (see
+    receive_master): cleared here already, before the program can write."""
     master, slave = os.openpty()
     try:
         if size:
             set_size(master, size.get("height", 0), size.get("width", 0))
+        if ours:
+            _clear_onlcr(master)
         sock = unixsock.from_fd(sock_fd)
         try:
             unixsock.send_fds(sock, MASTER_NAME, [master])
@@ -78,10 +83,14 @@ def receive_master(sock: unixsock.Socket) -> int:
     _name, fds = unixsock.recv_fds(sock, 4096, 1)
     if not fds:
         raise OSError(71, "no pty master received over the console socket")
-    attrs = termios.tcgetattr(fds[0])
-    attrs[1] &= ~termios.ONLCR
-    termios.tcsetattr(fds[0], termios.TCSANOW, attrs)
+    _clear_onlcr(fds[0])
     return fds[0]
+
+
+def _clear_onlcr(fd: int) -> None:
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def proxy(master: int, pid: int) -> int:
