@@ -11,6 +11,7 @@ import os
 from pyrunc import native
 from pyrunc.process import terminal
 from pyrunc.lean import unixsock
+from pyrunc.lean.signals import hold_forwarded, release_forwarded
 from pyrunc.container import state as st
 from pyrunc.container.lifecycle import Container
 from pyrunc.errors import PyruncError, errno_text, quote
@@ -78,6 +79,8 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
     def notify_state():  # what a seccomp listener is sent with
         return st.hook_state(container.state, "running")
     place = attributes.placing_exec(plan.process.attributes, place_in_groups)
+    if not detach:
+        hold_forwarded()  # until we forward them (see hold_forwarded)
     try:
         pid = proc.spawn(place)
         if ours is not None:  # the master comes before the process runs (see receive_master)
@@ -89,11 +92,14 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
                 proc.wait_ready(lambda: {}, notify_state)  # it failed first: its error
                 raise
         proc.wait_ready(lambda: {}, notify_state)
-    except PyruncError as e:
+    except BaseException as e:
+        release_forwarded()
         proc.kill()
         if master >= 0:
             os.close(master)
-        raise ExecError(str(e)) from None
+        if isinstance(e, PyruncError):
+            raise ExecError(str(e)) from None
+        raise
     finally:
         proc.close()
         for sock in (ours, console):
@@ -103,6 +109,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         try:
             st.write_atomic(os.path.abspath(pid_file), str(pid))
         except PyruncError as e:  # runc: the process goes, exec fails
+            release_forwarded()
             _kill(pid)
             raise ExecError(str(e)) from None
     if detach:

@@ -5,10 +5,9 @@ import _signal  # the signal module's C core: the wrapper imports enum (slow sta
 
 from pyrunc import native
 from pyrunc.process import terminal
-from pyrunc.lean import unixsock
+from pyrunc.lean import signals, unixsock
 from pyrunc.container.lifecycle import NO_PROCESS, Container
 
-_NOT_FORWARDED = {_signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG, _signal.SIGKILL, _signal.SIGSTOP}
 
 
 def run_container(container_id: str, bundle: str, root: str, *, detach: bool = False,
@@ -34,8 +33,11 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
             console_socket.close()
             master = terminal.receive_master(ours)
             ours.close()
+        if not detach:
+            signals.hold_forwarded()  # until we forward them (see hold_forwarded)
         container.start()
     except BaseException:
+        signals.release_forwarded()
         container.delete(force=True)
         raise
     if detach:
@@ -68,11 +70,12 @@ def wait_forwarding_signals(pid: int) -> int:
             pass
 
     for sig in _signal.valid_signals():
-        if sig not in _NOT_FORWARDED:
+        if sig not in signals.NOT_FORWARDED:
             try:
                 _signal.signal(sig, forward)
             except (OSError, ValueError):
                 pass
+    signals.release_forwarded()  # what came meanwhile is forwarded now
     while True:
         try:
             done, status = os.waitpid(-1, 0)

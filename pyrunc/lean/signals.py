@@ -3,6 +3,31 @@ import _signal  # the signal module's C core: the wrapper imports enum (slow sta
 
 from pyrunc.errors import UsageError, quote
 
+# what the foreground runtime (run, exec) does not pass on to the container's process
+NOT_FORWARDED = frozenset({_signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG, _signal.SIGKILL,
+                           _signal.SIGSTOP})
+# faults: never held
+_SYNCHRONOUS = frozenset({_signal.SIGSEGV, _signal.SIGBUS, _signal.SIGFPE, _signal.SIGILL,
+                          _signal.SIGTRAP, _signal.SIGSYS, _signal.SIGABRT})
+
+
+def _held() -> set:
+    return set(_signal.valid_signals()) - NOT_FORWARDED - _SYNCHRONOUS
+
+
+def hold_forwarded() -> None:
+    """Block the signals a foreground runtime forwards, from before the
+    container's process exists until release_forwarded() (after the handlers
+    are in place): one sent as soon as the process runs is passed on, not
+    fatal to us (runc handles them before it starts the process). Processes
+    forked meanwhile inherit the mask: each clears it before it execs."""
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, _held())
+
+
+def release_forwarded() -> None:
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _held())
+
+
 _NAMES = {name: num for name, num in vars(_signal).items()
           if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT")) and isinstance(num, int)}
 

@@ -68,6 +68,7 @@ def _run(hook: dict, state: dict, cwd: str | None, default_env: list | None) -> 
                 os.closerange(exec_w + 1, 65536)
                 for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT):
                     _signal.signal(sig, _signal.SIG_DFL)
+                _signal.pthread_sigmask(_signal.SIG_SETMASK, ())  # (see hold_forwarded)
                 step = "chdir " + str(cwd)
                 if cwd is not None:
                     os.chdir(cwd)

@@ -118,6 +118,8 @@ def proxy(master: int, pid: int) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
                 signal.SIGUSR2):
         signal.signal(sig, forward)
+    from pyrunc.lean.signals import release_forwarded
+    release_forwarded()  # held since before the process started (see hold_forwarded)
     resize()
     if stdin_tty:
         tty.setraw(0)

@@ -378,7 +378,8 @@ def test_exec_tty_detached_console_socket(pyrunc, bundle, listener, tmp_path):
     cid = _running(pyrunc, bundle)
     pid_file = tmp_path / "exec.pid"
     res = pyrunc("exec", "-t", "-d", "--console-socket", listener.path, "--pid-file", pid_file,
-                 cid, "sh", "-c", "tty; ls -1 /proc/self/fd; read line; echo \"got $line\"")
+                 cid, "sh", "-c", "tty; ls -1 /proc/self/fd; echo ready; read line; "
+                                  "echo \"got $line\"")
     assert res.returncode == 0, res.stderr
     assert (res.stdout, res.stderr) == ("", "")
     master = listener.master()
@@ -386,8 +387,9 @@ def test_exec_tty_detached_console_socket(pyrunc, bundle, listener, tmp_path):
         n = pty_number(master)
         assert os.isatty(master)
         assert pid_file.read_text().isdigit()
+        before = read_until_eof(master, until=b"ready")  # (typed input is echoed)
         os.write(master, b"xyz\n")
-        got = lines(read_until_eof(master))
+        got = lines(before + read_until_eof(master))
     finally:
         os.close(master)
     assert got[0] == f"/dev/pts/{n}"
