@@ -57,6 +57,10 @@ device program is attached, D-Bus only on the systemd path.
 """
 from .common import CgroupError, detect
 
+# The global --systemd-cgroup flag (pyrunc.cli.commands.configure): new containers get the
+# systemd driver. Existing ones keep the driver their state records.
+systemd_driver = False
+
 __all__ = ["CgroupError", "CgroupManager", "detect", "resolve_path"]
 
 

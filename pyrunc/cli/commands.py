@@ -18,8 +18,9 @@ from pyrunc.errors import ContainerNotFound, PyruncError
 def configure(root, log_path, log_format, debug, systemd_cgroup, rootless, criu) -> str:
     """Apply the global flags (process-wide settings); returns the state root."""
     log.configure(log_path, log_format, debug)
-    if systemd_cgroup:
-        raise PyruncError("--systemd-cgroup is not supported by pyrunc yet")
+    if systemd_cgroup:  # the cgroup driver of create/run; later commands follow the state
+        import pyrunc.cgroups
+        pyrunc.cgroups.systemd_driver = True
     if rootless != "auto":  # auto is the default mode: no import for it
         from pyrunc.container import rootless as rootless_mode
         rootless_mode.set_mode(rootless)

@@ -35,7 +35,11 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
                       no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
     linux = config.get("linux") or {}
     resources = linux.get("resources") or {}
-    if rootless.is_rootless() and not resources:
+    if cgroups.systemd_driver:  # --systemd-cgroup: a unit of systemd (rootless: the user's)
+        cgroup = new_manager(linux.get("cgroupsPath"), resources, container_id, systemd=True,
+                             annotations=config.get("annotations"),
+                             rootless=rootless.is_rootless())
+    elif rootless.is_rootless() and not resources:
         from pyrunc.cgroups.none import NoCgroup
         cgroup = NoCgroup()  # rootless: the host's cgroups are not ours to write
     else:

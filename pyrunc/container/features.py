@@ -1,6 +1,8 @@
 """`features`: what this pyrunc implements, as the runtime-spec features
 document (features.md). Callers generate configs from it, so it advertises
 only what works."""
+from importlib.util import find_spec
+
 from pyrunc import SPEC_VERSION, __version__
 from pyrunc.cgroups import resctrl
 from pyrunc.process import attributes, netdevices
@@ -21,6 +23,8 @@ OCI_VERSION_MAX = SPEC_VERSION
 def features() -> dict:
     mount_options = sorted(set(mounts.mount_option_names()))
     enabled = seccomp.seccomp_supported()
+    # the systemd driver (system and user instances) needs only its D-Bus library
+    systemd = find_spec("jeepney") is not None
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
@@ -29,7 +33,7 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(FLAGS),
             "capabilities": capabilities.known_capabilities(),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": systemd, "systemdUser": systemd,
                        "rdma": False},
             "seccomp": {
                 "enabled": enabled,
