@@ -7,7 +7,8 @@ engines' end-to-end tests):
                                 manager answers on the system bus (never
                                 `is-system-running --wait`: boot waits for us)
     systemctl(*args)            run systemctl (bounded), CompletedProcess
-    show(unit, *props) -> dict  `systemctl show -p ...` as {Name: value}
+    show(unit, *props) -> dict  `systemctl show -p ...` as {Name: value} (entries of a
+                                list property joined by newlines)
     units(pattern) -> [name]    loaded units matching a glob (--all)
     unit_cgroup(unit) -> path   its /sys/fs/cgroup directory ("" if none)
     layout() -> str             "cgroup v2 (unified)" or "... v1 (hybrid)"...
@@ -69,10 +70,10 @@ def wait_for_systemd(timeout: float = 120.0) -> str | None:
 def show(unit: str, *props: str) -> dict[str, str]:
     res = systemctl("show", unit, *(f"--property={p}" for p in props))
     assert res.returncode == 0, res.stderr
-    out = {}
-    for line in res.stdout.splitlines():
+    out: dict[str, str] = {}
+    for line in res.stdout.splitlines():      # a list property comes one line per entry
         key, _, value = line.partition("=")
-        out[key] = value
+        out[key] = f"{out[key]}\n{value}" if key in out else value
     return out
 
 

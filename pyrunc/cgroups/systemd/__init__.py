@@ -101,6 +101,17 @@ class SystemdManager(CgroupManager):
         self.files._check_files(spec, where)
 
     # --- lifecycle -------------------------------------------------------------
+    def check_new(self) -> None:
+        """The base checks (an empty, unfrozen cgroup), said in systemd's terms
+        when the cgroup in use is a unit's that already exists."""
+        try:
+            super().check_new()
+        except CgroupError as e:
+            if self._systemd().unit_loaded(self.unit):
+                from .dbus import SystemdError
+                raise SystemdError(f"systemd unit {self.unit} already exists ({e})") from None
+            raise
+
     def create(self) -> None:
         """Nothing yet: systemd makes the unit with its first process (add_process)."""
 
