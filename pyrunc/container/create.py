@@ -11,6 +11,7 @@ from pyrunc.container import rootless, state as st
 from pyrunc.errors import PyruncError
 from pyrunc.lean.procfs import process_start_time
 from pyrunc.process import terminal
+from pyrunc import cgroups
 from pyrunc.cgroups import resctrl, warmup
 from pyrunc.cgroups.manager import CgroupManager, new_manager
 from pyrunc.process import attributes
