@@ -5,7 +5,7 @@ a failed create leaves no state dir, cgroup, mount or process behind.
 """
 import os
 
-from pyrunc import SPEC_VERSION
+from pyrunc import SPEC_VERSION, log
 from pyrunc.errors import INIT_FAILED
 from pyrunc.container import rootless, state as st
 from pyrunc.errors import PyruncError
@@ -31,9 +31,15 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     if config is None:
         config = load_config(bundle)
     validate_config(config)
+    log.debug("create %s: config %s/config.json (ociVersion %s) is valid", container_id, bundle,
+              config.get("ociVersion"))
     preserve_fds += _socket_activation_fds(config)
     plan = build_plan(container_id, config, bundle, no_pivot=no_pivot,
                       no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+    log.debug("create %s: new namespaces %s, joined %s; rootfs %s, %d mounts", container_id,
+              ",".join(sorted(plan.namespaces.new)) or "none",
+              ",".join(f"{t}={p}" for t, p in plan.namespaces.join.items()) or "none",
+              plan.rootfs.rootfs, len(plan.rootfs.mounts))
     linux = config.get("linux") or {}
     resources = linux.get("resources") or {}
     if cgroups.systemd_driver:  # --systemd-cgroup: a unit of systemd (rootless: the user's)
@@ -77,6 +83,9 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             plan.console_ours = console is console_socket  # run's own, connected socket
             plan.extra_fds.append(console.fileno())
         warmup.wait()  # no thread may be running when we fork
+        log_fd = log.child_fd(3 + preserve_fds)  # for init's debug lines
+        if log_fd >= 0:
+            plan.extra_fds.append(log_fd)
 
         try:
             cgroup.create()
@@ -84,6 +93,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             rootless.explain_cgroup_error(e, resources)  # a rootless limit: one clear line
             raise
         state.cgroup = cgroup.to_dict()
+        log.debug("create %s: cgroup %s", container_id, ", ".join(cgroup_dirs(state.cgroup or {})))
         # limits first: init joins while it still makes device nodes (see spawn.py)
         cgroup.apply_devices(device_rules)
         cgroup.apply_resources(creating=True)
@@ -100,6 +110,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         if plan.intel_rdt is not None:  # after the cgroup, as runc
             state.intel_rdt = resctrl.apply(plan.intel_rdt, state.pid)
         state.init_start_time = process_start_time(state.pid) or 0
+        log.debug("create %s: init is pid %d, placed in its cgroup", container_id, state.pid)
 
         def host_hooks() -> dict:
             # the spec runs createRuntime while the container is "creating";
@@ -110,6 +121,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
 
         init.wait_ready(host_hooks, lambda: st.hook_state(state, "creating"))
         state_dir.save(state)
+        log.debug("create %s: created, init %d waits on the exec fifo", container_id, state.pid)
         if pid_file:
             st.write_atomic(os.path.abspath(pid_file), str(state.pid))
     except BaseException:

@@ -8,7 +8,7 @@ is reparented to the caller's subreaper, like the init.
 """
 import os
 
-from pyrunc import native
+from pyrunc import log, native
 from pyrunc.process import terminal
 from pyrunc.lean import unixsock
 from pyrunc.lean.signals import hold_forwarded, release_forwarded
@@ -79,6 +79,11 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
     def notify_state():  # what a seccomp listener is sent with
         return st.hook_state(container.state, "running")
     place = attributes.placing_exec(plan.process.attributes, place_in_groups)
+    log_fd = log.child_fd(3 + preserve_fds)  # for the process's debug lines
+    if log_fd >= 0:
+        plan.extra_fds.append(log_fd)
+    log.debug("exec %s: joining the %s namespaces of init %d", container.id,
+              ",".join(sorted(plan.namespaces.join)) or "no", container.pid)
     if not detach:
         hold_forwarded()  # until we forward them (see hold_forwarded)
     try:
@@ -105,6 +110,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         for sock in (ours, console):
             if sock is not None:
                 sock.close()
+    log.debug("exec %s: pid %d runs %s", container.id, pid, process.get("args"))
     if pid_file:
         try:
             st.write_atomic(os.path.abspath(pid_file), str(pid))

@@ -14,7 +14,7 @@ import os
 # would cost `state`/`kill` a third of their run time
 from _signal import SIGKILL, SIGTERM, pidfd_send_signal
 
-from pyrunc import SPEC_VERSION
+from pyrunc import SPEC_VERSION, log
 from pyrunc.container import state as st
 from pyrunc.lean.procfs import wait_gone
 from pyrunc.errors import INIT_FAILED, ConfigError, ContainerNotRunning, InvalidState, PyruncError
@@ -111,6 +111,7 @@ class Container:
             self._kill_and_wait()
             raise ConfigError(NO_PROCESS)
         self._run_start_hooks("prestart", st.CREATED)
+        log.debug("start %s: releasing init %d through the exec fifo", self.id, self.pid)
         self._release_init()
         try:
             os.unlink(self._dir.fifo_path)
@@ -161,6 +162,8 @@ class Container:
             # also once the init is gone
             cgroup = self._cgroup()
             if cgroup is not None and os.path.isdir(cgroup.path):
+                log.debug("kill %s: SIGKILL to every process of its cgroup (no pid namespace "
+                          "of its own)", self.id)
                 cgroup.kill_all(sig)
                 return
         if all_processes:
@@ -174,6 +177,7 @@ class Container:
                 return
         if status == st.STOPPED:
             raise ContainerNotRunning()
+        log.debug("kill %s: signal %d to init %d", self.id, sig, self.pid)
         _signal_init(self.state, sig)
         if status == st.PAUSED and sig == SIGKILL:
             cgroup = self._cgroup()
@@ -210,6 +214,7 @@ class Container:
         self.destroy()
 
     def _kill_and_wait(self) -> None:
+        log.debug("%s: SIGKILL to init %d, waiting for it to go", self.id, self.pid)
         cgroup = self._cgroup()
         try:
             _signal_init(self.state, SIGKILL)
@@ -224,6 +229,7 @@ class Container:
         """Remove what create made (cgroups, state dir), then poststop hooks."""
         cgroup = self._cgroup()
         if cgroup is not None:
+            log.debug("delete %s: removing its cgroup", self.id)
             cgroup.kill_all(SIGKILL)
             cgroup.destroy()
         if self.state.intel_rdt:
@@ -234,6 +240,7 @@ class Container:
             unmount_new(self.state.rootfs, self.state.host_mounts_baseline)
         self._run_hooks_warn("poststop", st.STOPPED)
         self._dir.remove()
+        log.debug("delete %s: state removed", self.id)
 
     def _run_hooks_warn(self, kind: str, status: str) -> None:
         """poststop failures are warnings: the lifecycle goes on (spec)."""

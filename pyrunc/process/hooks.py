@@ -11,6 +11,7 @@ import select
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 import time
 
+from pyrunc import log
 from pyrunc.lean import fastjson
 from pyrunc.errors import ContainerStartError, errno_text
 
@@ -28,6 +29,7 @@ def run_hooks(hooks: dict | None, kind: str, state: dict, *, cwd: str | None = N
 
 def run_hook(hook: dict, state: dict, kind: str, index: int, *, cwd: str | None = None,
              default_env: list | None = INHERIT, prefix: str = "") -> None:
+    log.debug("running %s hook #%d: %s %s", kind, index, hook.get("path"), hook.get("args") or [])
     try:
         _run(hook, state, cwd, default_env)
     except _HookFailed as e:

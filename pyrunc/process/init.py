@@ -13,7 +13,7 @@ import os
 import stat
 import struct
 
-from pyrunc import native
+from pyrunc import log, native
 from pyrunc.process import attributes, terminal
 from pyrunc.errors import (INIT_FAILED, START_FAILED, ConfigError, ContainerStartError, PyruncError,
                            errno_text, quote)
@@ -42,6 +42,11 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
     ok, path = _until_ready(chan, prepare)
     if not ok:
         return 1
+    if path is not None:
+        log.debug("init: ready; at start it execs %s", " ".join([path, *plan.process.args[1:]]))
+    # as runc's init: no more records once it waits for start (a caller that
+    # reads our stderr to its end must not wait for `start`)
+    log.stop()
     if path is None:
         # no `process` in the config: a container with nothing to run
         # (runtime-tools' `start` expects create and start to succeed)
@@ -108,6 +113,8 @@ def _late_seccomp(plan: InitPlan):
 
 def _exec(plan: InitPlan, fifo_fd: int, path: str, late_seccomp) -> int:
     """Become the user's program (returns only if that failed)."""
+    log.debug("exec: %s%s", " ".join([path, *plan.process.args[1:]]),
+              " (the seccomp filter loaded last)" if late_seccomp else "")
     err = native.exec_tail(fifo_fd, late_seccomp and (late_seccomp.program,
                                                        late_seccomp.kernel_flags),
                            path, plan.process.args, plan.process.env)
@@ -156,6 +163,8 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         # pivot), in the rootfs and with an empty environment (as runc)
         run_hooks(plan.hooks, "createContainer", plan.hook_state, cwd=plan.rootfs.rootfs,
                   default_env=[], prefix=INIT_FAILED)
+    log.debug("init: %s the rootfs", "chroot into" if not plan.rootfs.private_mount_ns else
+              "move (--no-pivot) into" if plan.rootfs.no_pivot else "pivot_root into")
     rootfs.enter(plan.rootfs)
     if plan.console_fd >= 0:
         # after pivot (the pty must come from the container's devpts), before
@@ -177,6 +186,8 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         native.setdomainname(plan.domainname)
     _write_sysctls(plan.sysctl)
     rootfs.finalize(plan.rootfs)
+    log.debug("init: %d masked and %d read-only paths, root %s", len(plan.rootfs.masked_paths),
+              len(plan.rootfs.readonly_paths), "read-only" if plan.rootfs.readonly else "writable")
     _setup_process(plan, chan)
 
 
@@ -206,11 +217,14 @@ def _setup_process(plan: InitPlan, chan: sync.SyncChannel) -> None:
     capabilities.finalize_identity_and_caps(
         plan.process.identity, plan.process.capabilities,
         after_user=(lambda: _chdir(plan.process.cwd)) if retry_chdir else None)
+    log.debug("user %d:%d, capabilities and cwd %s set", plan.process.identity.uid,
+              plan.process.identity.gid, plan.process.cwd)
 
 
 def _load_seccomp(plan: InitPlan, chan: sync.SyncChannel) -> None:
     """Load the filter; a notify filter's listener goes to the host at once."""
     listener = plan.seccomp.load()
+    log.debug("seccomp filter loaded%s", " (user notification)" if listener else "")
     if listener:
         native.seccomp_share_listener(listener, chan.fileno(), sync.SECCOMP_MESSAGE)
 

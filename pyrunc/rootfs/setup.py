@@ -13,7 +13,7 @@ import time
 
 from pyrunc.lean.record import field, record
 
-from pyrunc import native as n
+from pyrunc import log, native as n
 from pyrunc.lean.mountinfo import read_mountinfo
 from pyrunc.rootfs import inroot
 from pyrunc.rootfs.devices import Device, create_device, setup_dev_symlinks
@@ -58,6 +58,8 @@ def prepare(plan: RootfsPlan, host_source=None) -> None:
         root = Root(plan.rootfs, root_fd, plan.cgroup_mounter,
                     host_source if plan.host_sources else None)
         for m in plan.mounts:
+            log.debug("mounting %s on %s (type %s, flags %#x, data %r)", m.source, m.destination,
+                      m.type, m.flags, m.data)
             try:
                 mount_into_root(root, m)
             except OSError as e:
@@ -77,6 +79,7 @@ def prepare(plan: RootfsPlan, host_source=None) -> None:
             finally:
                 os.umask(old)
             setup_dev_symlinks(root_fd)
+            log.debug("created %d devices and the /dev symlinks", len(plan.devices))
     finally:
         os.close(root_fd)
 

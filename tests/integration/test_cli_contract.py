@@ -120,6 +120,96 @@ def test_log_json_create_failure(pyrunc, bundle, tmp_path):
     assert errors and errors[-1]["msg"] == line
 
 
+# --- --debug and --log (runc's logrus records) ---------------------------------------------
+
+TEXT_RECORD = re.compile(r'^time="(?P<time>[^"]+)" level=(?P<level>\w+) msg=(?P<msg>".*")$')
+
+
+def _text_records(text: str) -> list[tuple[str, str]]:
+    out = []
+    for line in text.splitlines():
+        m = TEXT_RECORD.match(line)
+        assert m, f"not a logrus text record: {line!r}"
+        assert RFC3339_SECONDS.match(m["time"]), line
+        out.append((m["level"], json.loads(m["msg"])))
+    return out
+
+
+RFC3339_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+# a step of each command, as pyrunc words it (runc shows its own steps)
+DEBUG_STEPS = {
+    "create": ["config ", "new namespaces ", "cgroup ", "mounting proc on /proc", "devices",
+               "running createRuntime hook #0: /bin/true", "pivot_root into the rootfs",
+               "masked", "init: ready; at start it execs /bin/sleep 1000", "created"],
+    "start": ["releasing init"],
+    "exec": ["joining the ", "exec: /bin/true", "runs ['true']"],
+    "kill": ["signal 9 to init"],
+    "delete": ["removing its cgroup", "state removed"],
+}
+
+
+def _lifecycle_with(pyrunc, bundle, *flags) -> dict:
+    """create, start, exec, kill, delete with the global `flags`: {command: result}."""
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/true"}]}
+    cid = pyrunc.new_id()
+    out = {"create": pyrunc(*flags, "create", "--bundle", bundle.path, cid, bundle=bundle)}
+    out["start"] = pyrunc(*flags, "start", cid)
+    out["exec"] = pyrunc(*flags, "exec", cid, "true")
+    out["kill"] = pyrunc(*flags, "kill", cid, "KILL")
+    pyrunc.wait_status(cid, "stopped")
+    out["delete"] = pyrunc(*flags, "delete", cid)
+    for command, res in out.items():
+        assert (res.returncode, res.stdout) == (0, ""), (command, res.stderr)
+    return out
+
+
+def _has_steps(command: str, messages: list[str]) -> None:
+    for step in DEBUG_STEPS[command]:
+        assert any(step in m for m in messages), (command, step, messages)
+
+
+def test_debug_on_stderr(pyrunc, bundle):
+    """--debug: one logrus text record per step of each command on stderr,
+    the container's init's own steps included."""
+    for command, res in _lifecycle_with(pyrunc, bundle, "--debug").items():
+        records = _text_records(res.stderr)
+        assert {level for level, _ in records} == {"debug"}, records
+        _has_steps(command, [msg for _, msg in records])
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_debug_into_log_file(pyrunc, bundle, tmp_path, fmt):
+    log = tmp_path / "debug.log"
+    results = _lifecycle_with(pyrunc, bundle, "--debug", "--log", log, "--log-format", fmt)
+    assert all(res.stderr == "" for res in results.values()), results
+    lines = log.read_text()
+    if fmt == "json":
+        records = [json.loads(line) for line in lines.splitlines()]
+        for rec in records:
+            assert set(rec) == {"level", "msg", "time"} and rec["level"] == "debug", rec
+            assert RFC3339_SECONDS.match(rec["time"]), rec
+        messages = [rec["msg"] for rec in records]
+    else:
+        messages = [msg for _, msg in _text_records(lines)]
+    for command in DEBUG_STEPS:
+        _has_steps(command, messages)
+
+
+@pytest.mark.parametrize("flags", [(), ("--debug",), ("--log-format", "json")])
+def test_log_file_is_created_whenever_given(pyrunc, tmp_path, flags):
+    """runc opens --log FILE as it starts, whether or not it logs anything."""
+    log = tmp_path / "made.log"
+    os.makedirs(pyrunc.root)
+    res = pyrunc("--log", log, *flags, "list", "-q")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+    assert log.exists() and oct(os.stat(log).st_mode & 0o777) == oct(0o644)
+
+
+def test_no_debug_no_records(pyrunc, bundle):
+    for command, res in _lifecycle_with(pyrunc, bundle).items():
+        assert res.stderr == "", (command, res.stderr)
+
+
 # --- flag syntax ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("form", ["-b", "--bundle", "--bundle=", "-bundle", "-bundle=", "cwd"])

@@ -505,3 +505,24 @@ def test_console_socket_receiver_gets_onlcr_unchanged(pyrunc, bundle, listener):
         assert read_until_eof(master) == b"a\r\nb\r\n"
     finally:
         os.close(master)
+
+
+def test_debug_create_with_console_does_not_hold_the_callers_stderr(pyrunc, bundle, listener):
+    """With --debug the init logs its steps to a copy of create's stderr; it
+    closes that copy before it waits for `start` (as runc's init closes its
+    log pipe): a caller that reads stderr to its end (go-runc in terminal
+    mode) is not kept waiting."""
+    terminal_bundle(bundle, "true")
+    bundle.write()
+    cid = pyrunc.new_id()
+    proc = subprocess.Popen(cli(pyrunc, "--debug", "create", "--bundle", bundle.path,
+                                "--console-socket", listener.path, cid),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert b"init: ready" in err and out == b""
+    master = listener.master()
+    try:
+        assert pyrunc.state(cid)["status"] == "created"
+    finally:
+        os.close(master)
