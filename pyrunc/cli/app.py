@@ -12,12 +12,13 @@ import click
 
 from pyrunc import SPEC_VERSION, __version__
 from pyrunc.cli import commands
+from pyrunc.cli.help import Command, Group, show as show_help
 from pyrunc.errors import PyruncError
 
 HELP = ("-h", "--help")
 
 
-class HotCommand(click.Command):
+class HotCommand(Command):
     """A command the click-free fast path takes too (pyrunc/cli/__init__.py):
     its callback only calls the body of the same name in pyrunc.cli.commands,
     with root and its parameters, and fastgen.py turns its declaration here
@@ -91,13 +92,19 @@ def _print_version(ctx, _param, value):
         ctx.exit(0)
 
 
-@click.group(context_settings={"help_option_names": list(HELP)})
-@click.option("--root", default=None, help="state directory (default /run/pyrunc)")
-@click.option("--log", "log_path", default=None, help="log file (default stderr)")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
-@click.option("--debug", is_flag=True)
-@click.option("--systemd-cgroup", is_flag=True, help="use systemd to manage cgroups")
-@click.option("--rootless", default="auto", help="auto|true|false: handle cgroups the rootless way")
+@click.group(cls=Group, context_settings={"help_option_names": list(HELP)})
+@click.option("--root", default=None,
+              help="directory of the containers' state, best on a tmpfs (default: "
+                   "\"/run/pyrunc\", $XDG_RUNTIME_DIR/pyrunc for a user)")
+@click.option("--log", "log_path", default=None,
+              help="file to append pyrunc's log records to (default: stderr)")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              help="format of the log records: 'text' or 'json'")
+@click.option("--debug", is_flag=True, help="log each step (level debug)")
+@click.option("--systemd-cgroup", is_flag=True,
+              help="let systemd manage the cgroups (not supported by pyrunc)")
+@click.option("--rootless", default="auto",
+              help="handle cgroups the rootless way: 'true', 'false' or 'auto'")
 @click.option("--criu", default=None, hidden=True, help="ignored: checkpointing is not supported")
 @click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version, help="print the version")
@@ -107,66 +114,84 @@ def cli(ctx, **global_flags):
     ctx.obj = commands.configure(**global_flags)  # the root, for the commands
 
 
+BUNDLE_HELP = "the bundle directory: config.json and the rootfs (default: the current directory)"
+PID_FILE_HELP = "write the process id to this file"
+CONSOLE_SOCKET_HELP = ("AF_UNIX socket that receives the pty master of the process's "
+                       "console (process.terminal)")
+NO_PIVOT_HELP = ("enter the rootfs without pivot_root (when the rootfs is on a ramdisk, "
+                 "where pivot_root fails)")
+NO_NEW_KEYRING_HELP = "keep the caller's session keyring instead of a new one for the container"
+PRESERVE_FDS_HELP = "pass N more file descriptors (3 and up, after $LISTEN_FDS) to the process"
+CONTAINER_ID = "<container-id>"
+
+
 @cli.command(cls=HotCommand)
-@click.option("-b", "--bundle", default=".", help="path to the bundle")
-@click.option("--pid-file", default=None)
-@click.option("--console-socket", default=None)
-@click.option("--no-pivot", is_flag=True)
-@click.option("--no-new-keyring", is_flag=True)
-@click.option("--preserve-fds", type=int, default=0)
-@click.argument("container_id")
+@click.option("-b", "--bundle", default=".", help=BUNDLE_HELP)
+@click.option("--pid-file", default=None, help=PID_FILE_HELP)
+@click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
+@click.option("--no-pivot", is_flag=True, help=NO_PIVOT_HELP)
+@click.option("--no-new-keyring", is_flag=True, help=NO_NEW_KEYRING_HELP)
+@click.option("--preserve-fds", type=int, default=0, help=PRESERVE_FDS_HELP)
+@click.argument("container_id", metavar=CONTAINER_ID)
 @click.pass_obj
 def create(root, **params):
-    """Create a container (its process waits for `start`)."""
+    """Create a container.
+The container's process is set up and waits: `pyrunc start` runs the
+program that process.args in config.json name.
+<container-id> names the container; it must be unique under --root."""
     return commands.create(root, **params)
 
 
 @cli.command(cls=HotCommand)
-@click.argument("container_id")
+@click.argument("container_id", metavar=CONTAINER_ID)
 @click.pass_obj
 def start(root, **params):
-    """Start the user process of a created container."""
+    """Run the user's program in a created container."""
     return commands.start(root, **params)
 
 
 @cli.command(cls=HotCommand)
-@click.option("-b", "--bundle", default=".")
-@click.option("--pid-file", default=None)
-@click.option("--console-socket", default=None)
-@click.option("-d", "--detach", is_flag=True)
+@click.option("-b", "--bundle", default=".", help=BUNDLE_HELP)
+@click.option("--pid-file", default=None, help=PID_FILE_HELP)
+@click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
+@click.option("-d", "--detach", is_flag=True, help="return once the container runs")
 @click.option("--keep", is_flag=True, help="do not delete the container after it exits")
-@click.option("--no-subreaper", is_flag=True)
-@click.option("--no-pivot", is_flag=True)
-@click.option("--no-new-keyring", is_flag=True)
-@click.option("--preserve-fds", type=int, default=0)
-@click.argument("container_id")
+@click.option("--no-subreaper", is_flag=True,
+              help="do not become the subreaper of the container's process")
+@click.option("--no-pivot", is_flag=True, help=NO_PIVOT_HELP)
+@click.option("--no-new-keyring", is_flag=True, help=NO_NEW_KEYRING_HELP)
+@click.option("--preserve-fds", type=int, default=0, help=PRESERVE_FDS_HELP)
+@click.argument("container_id", metavar=CONTAINER_ID)
 @click.pass_obj
 def run(root, **params):
-    """Create and start a container; wait for it unless --detach."""
+    """Create and run a container.
+In the foreground pyrunc passes signals on and exits with the process's
+status; with --detach it returns once the process runs."""
     return commands.run(root, **params)
 
 
 @cli.command(cls=HotCommand)
-@click.argument("container_id")
+@click.argument("container_id", metavar=CONTAINER_ID)
 @click.pass_obj
 def state(root, **params):
-    """Print the state of a container as JSON."""
+    """Print the state of a container (JSON)."""
     return commands.state(root, **params)
 
 
 @cli.command(cls=HotCommand, context_settings={"allow_interspersed_args": False})
 @click.option("-a", "--all", "all_processes", is_flag=True, hidden=True)
-@click.argument("container_id")
-@click.argument("signal_name", default="SIGTERM")
+@click.argument("container_id", metavar=CONTAINER_ID)
+@click.argument("signal_name", default="SIGTERM", metavar="[signal]")
 @click.pass_obj
 def kill(root, **params):
-    """Send a signal (default SIGTERM) to the container's init."""
+    """Send a signal (default: SIGTERM) to the container's init.
+[signal] is a name (KILL, SIGKILL, RTMIN+3) or a number (0 only checks)."""
     return commands.kill(root, **params)
 
 
 @cli.command(cls=HotCommand)
 @click.option("-f", "--force", is_flag=True, help="kill the container first if it runs")
-@click.argument("container_id")
+@click.argument("container_id", metavar=CONTAINER_ID)
 @click.pass_obj
 def delete(root, **params):
     """Delete a container and everything create made for it."""
@@ -174,7 +199,8 @@ def delete(root, **params):
 
 
 @cli.command(name="list")
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              help="'table' or 'json'")
 @click.option("-q", "--quiet", is_flag=True, help="print only the ids")
 @click.pass_obj
 def list_(root, fmt, quiet):
@@ -191,50 +217,65 @@ def list_(root, fmt, quiet):
 
 
 @cli.command(name="exec", cls=HotCommand, context_settings={"allow_interspersed_args": False})
-@click.option("-p", "--process", "process_file", default=None, help="process.json to run")
-@click.option("-d", "--detach", is_flag=True)
-@click.option("--pid-file", default=None)
-@click.option("--console-socket", default=None)
-@click.option("-t", "--tty", is_flag=True)
-@click.option("--cwd", default=None)
-@click.option("-e", "--env", multiple=True)
-@click.option("-u", "--user", default=None, help="uid[:gid]")
-@click.option("-g", "--additional-gids", multiple=True, type=int)
-@click.option("-c", "--cap", "caps", multiple=True)
-@click.option("--no-new-privs", is_flag=True)
-@click.option("--apparmor", default=None)
-@click.option("--process-label", default=None)
-@click.option("--preserve-fds", type=int, default=0)
-@click.option("--ignore-paused", is_flag=True)
+@click.option("-p", "--process", "process_file", default=None,
+              help="a JSON file with the process to run (an OCI process object); the flags "
+                   "that describe a process are then ignored")
+@click.option("-d", "--detach", is_flag=True, help="return once the process runs")
+@click.option("--pid-file", default=None, help=PID_FILE_HELP)
+@click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
+@click.option("-t", "--tty", is_flag=True, help="give the process a pty")
+@click.option("--cwd", default=None, help="the process's working directory, in the container")
+@click.option("-e", "--env", multiple=True, help="set an environment variable (NAME=VALUE)")
+@click.option("-u", "--user", default=None, help="the user: UID[:GID]")
+@click.option("-g", "--additional-gids", multiple=True, type=int,
+              help="add a supplementary group")
+@click.option("-c", "--cap", "caps", multiple=True, help="add a capability")
+@click.option("--no-new-privs", is_flag=True, help="set the no_new_privs bit")
+@click.option("--apparmor", default=None, help="the AppArmor profile of the process")
+@click.option("--process-label", default=None, help="the SELinux label of the process")
+@click.option("--preserve-fds", type=int, default=0, help=PRESERVE_FDS_HELP)
+@click.option("--ignore-paused", is_flag=True, help="exec even into a paused container")
 @click.option("--cgroup", "cgroups", multiple=True,
               help="run the process in an (existing) sub-cgroup(s). Format is "
                    "[<controller>:]<cgroup>.")
-@click.argument("container_id")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.argument("container_id", metavar=CONTAINER_ID)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED,
+                metavar="<command> [command options]  || -p process.json <container-id>")
 @click.pass_obj
 def exec_(root, **params):
-    """Run a process inside a running container."""
+    """Execute a new process inside the container."""
     return commands.exec_(root, **params)
 
 
 @cli.command()
 def features():
-    """Print the runtime-spec features this pyrunc implements (JSON)."""
+    """Show the runtime-spec features this pyrunc has (JSON)."""
     from pyrunc.container.features import features as features_doc
     click.echo(json.dumps(features_doc(), indent=4))
 
 
 @cli.command()
-@click.option("-b", "--bundle", default=".")
-@click.option("--rootless", is_flag=True)
+@click.option("-b", "--bundle", default=".", help="the bundle directory to write to")
+@click.option("--rootless", is_flag=True, help="a config for a rootless container")
 def spec(bundle, rootless):
-    """Write a default config.json into the bundle."""
+    """Create a new specification file (config.json)."""
     from pyrunc.spec.defaults import default_spec
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise PyruncError("File config.json exists. Remove it first")
     with open(path, "w") as f:
         json.dump(default_spec(rootless=rootless), f, indent="\t")
+
+
+@cli.command(name="help")
+@click.argument("topic", required=False, metavar="[command]")
+@click.pass_context
+def help_(ctx, topic):
+    """Shows a list of commands or help for one command."""
+    show_help(ctx, topic)
+
+
+cli.add_command(help_, "h")
 
 
 def _register_more_commands() -> None:

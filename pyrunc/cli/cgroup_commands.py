@@ -3,13 +3,15 @@ its flags the way runc 1.1.5 does, calls one operation of pyrunc.container.cgrou
 and prints what runc prints."""
 import click
 
+from pyrunc.cli.help import Command
+
 
 def _load(ctx, container_id: str):
     from pyrunc.container.lifecycle import Container
     return Container.load(container_id, ctx.obj)  # ctx.obj: the root (app.cli)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("-r", "--resources", default=None, metavar="value",
               help="path to the file containing the resources to update or '-' to read "
                    "from the standard input (then all other options are ignored)")
@@ -43,7 +45,7 @@ def _load(ctx, container_id: str):
 @click.option("--l3-cache-schema", default=None, help="The string of Intel RDT/CAT L3 cache schema")
 @click.option("--mem-bw-schema", default=None,
               help="The string of Intel RDT/MBA memory bandwidth schema")
-@click.argument("container_id")
+@click.argument("container_id", metavar="<container-id>")
 @click.pass_context
 def update(ctx, resources, l3_cache_schema, mem_bw_schema, container_id, **flags):
     """Update container resource constraints."""
@@ -58,8 +60,8 @@ def update(ctx, resources, l3_cache_schema, mem_bw_schema, container_id, **flags
     cgroup_ops.update(container, r)
 
 
-@click.command()
-@click.argument("container_id")
+@click.command(cls=Command)
+@click.argument("container_id", metavar="<container-id>")
 @click.pass_context
 def pause(ctx, container_id):
     """Pause suspends all processes inside the container."""
@@ -67,8 +69,8 @@ def pause(ctx, container_id):
     cgroup_ops.pause(_load(ctx, container_id))
 
 
-@click.command()
-@click.argument("container_id")
+@click.command(cls=Command)
+@click.argument("container_id", metavar="<container-id>")
 @click.pass_context
 def resume(ctx, container_id):
     """Resume resumes all processes that have been previously paused."""
@@ -76,10 +78,10 @@ def resume(ctx, container_id):
     cgroup_ops.resume(_load(ctx, container_id))
 
 
-@click.command(context_settings={"allow_interspersed_args": False,
+@click.command(cls=Command, context_settings={"allow_interspersed_args": False,
                                  "ignore_unknown_options": True})
 @click.option("-f", "--format", "fmt", default="table", help="select one of: table or json")
-@click.argument("container_id")
+@click.argument("container_id", metavar="<container-id>")
 @click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def ps(ctx, fmt, container_id, ps_args):
@@ -97,10 +99,10 @@ def ps(ctx, fmt, container_id, ps_args):
     click.echo(cgroup_ops.ps_table(pids, ps_args), nl=False)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--interval", default="5s", help="set the stats collection interval (default: 5s)")
 @click.option("--stats", "stats_only", is_flag=True, help="display the container's stats then exit")
-@click.argument("container_id")
+@click.argument("container_id", metavar="<container-id>")
 @click.pass_context
 def events(ctx, interval, stats_only, container_id):
     """Display container events such as OOM notifications, cpu, memory, and IO usage statistics."""

@@ -210,6 +210,71 @@ def test_no_debug_no_records(pyrunc, bundle):
         assert res.stderr == "", (command, res.stderr)
 
 
+# --- help in runc's layout -------------------------------------------------------------------
+
+def _sections(text: str) -> list[str]:
+    return [line[:-1] for line in text.splitlines() if line.isupper() and line.endswith(":")]
+
+
+def test_help_layout(pyrunc):
+    """runc's (urfave/cli's): NAME, USAGE, VERSION, COMMANDS, GLOBAL OPTIONS;
+    -h, --help and `help` print the same; each entry indented by three, its
+    text in one column."""
+    res = pyrunc.ok("--help", root=None)
+    assert res.stderr == ""
+    text = res.stdout
+    assert _sections(text) == ["NAME", "USAGE", "VERSION", "COMMANDS", "GLOBAL OPTIONS"], text
+    assert text.startswith("NAME:\n   pyrunc - Open Container Initiative runtime\n")
+    assert "USAGE:\n   pyrunc [global options] command [command options] [arguments...]\n" in text
+    for other in (("-h",), ("help",), ("h",)):
+        assert pyrunc.ok(*other, root=None).stdout == text, other
+    commands = text.split("COMMANDS:\n")[1].split("\n\n")[0].splitlines()
+    names = [line.split()[0].rstrip(",") for line in commands]
+    for name in ("create", "delete", "exec", "kill", "list", "run", "spec", "start", "state",
+                 "update", "pause", "resume", "ps", "events", "features", "help"):
+        assert name in names, (name, commands)
+    assert commands[-1].strip().split("  ")[0] == "help, h"
+    column = {len(line) - len(line[3:].split("  ", 1)[1].lstrip()) for line in commands}
+    assert len(column) == 1, commands  # one aligned column
+    options = text.split("GLOBAL OPTIONS:\n")[1].splitlines()
+    flags = [line.strip().split("  ")[0] for line in options if line.strip()]
+    assert flags[:6] == ["--root value", "--log value", "--log-format value", "--debug",
+                         "--systemd-cgroup", "--rootless value"], flags
+    assert {"--version, -v", "--help, -h"} <= set(flags)
+    assert "--criu" not in text  # hidden, as runc hides it
+
+
+@pytest.mark.parametrize("command", ["create", "run", "exec", "kill", "delete", "state", "start",
+                                     "list", "ps", "update", "pause", "events", "spec", "features"])
+def test_command_help_layout(pyrunc, command):
+    text = pyrunc.ok(command, "--help").stdout
+    sections = _sections(text)
+    assert sections[:2] == ["NAME", "USAGE"] and set(sections) <= {"NAME", "USAGE", "DESCRIPTION",
+                                                                   "OPTIONS"}, text
+    assert text.startswith(f"NAME:\n   pyrunc {command} - "), text
+    assert f"USAGE:\n   pyrunc {command}" in text
+    assert pyrunc.ok("help", command).stdout == text
+    assert pyrunc.ok(command, "-h").stdout == text
+    if command in ("create", "run", "exec", "kill", "delete", "state", "start"):
+        assert "<container-id>" in text.split("USAGE:")[1].splitlines()[1], text
+
+
+def test_help_of_create_lists_its_options_as_runc(pyrunc):
+    text = pyrunc.ok("help", "create").stdout
+    options = text.split("OPTIONS:\n")[1].splitlines()
+    assert options[0].startswith("   --bundle value, -b value  "), options
+    assert any(line.startswith("   --preserve-fds value ") and line.endswith("(default: 0)")
+               for line in options), options
+    assert any(line.startswith("   --no-pivot ") for line in options), options
+
+
+def test_help_of_an_unknown_topic(pyrunc):
+    """urfave/cli: "No help topic for 'foo'", exit status 3."""
+    res = pyrunc("help", "foo")
+    assert res.returncode == 3
+    assert pyrunc.one_line_error(res) == "No help topic for 'foo'"
+
+
 # --- flag syntax ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("form", ["-b", "--bundle", "--bundle=", "-bundle", "-bundle=", "cwd"])
