@@ -54,7 +54,7 @@ def normalise_argv(argv: list[str]) -> list[str]:
         i += 1
         if arg == "--":
             return out + argv[i - 1:]
-        if arg.startswith("-"):
+        if arg.startswith("-") and arg != "-":  # a lone "-" is an argument (click's too)
             name, eq, value = arg.partition("=")
             if len(name) > 2 and not name.startswith("--") and name in known:
                 arg = "-" + arg
@@ -122,6 +122,7 @@ NO_PIVOT_HELP = ("enter the rootfs without pivot_root (when the rootfs is on a r
                  "where pivot_root fails)")
 NO_NEW_KEYRING_HELP = "keep the caller's session keyring instead of a new one for the container"
 PRESERVE_FDS_HELP = "pass N more file descriptors (3 and up, after $LISTEN_FDS) to the process"
+PIDFD_SOCKET_HELP = "AF_UNIX socket that receives a pidfd of the container's process"
 CONTAINER_ID = "<container-id>"
 
 
@@ -129,6 +130,7 @@ CONTAINER_ID = "<container-id>"
 @click.option("-b", "--bundle", default=".", help=BUNDLE_HELP)
 @click.option("--pid-file", default=None, help=PID_FILE_HELP)
 @click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
+@click.option("--pidfd-socket", default=None, help=PIDFD_SOCKET_HELP)
 @click.option("--no-pivot", is_flag=True, help=NO_PIVOT_HELP)
 @click.option("--no-new-keyring", is_flag=True, help=NO_NEW_KEYRING_HELP)
 @click.option("--preserve-fds", type=int, default=0, help=PRESERVE_FDS_HELP)
@@ -154,6 +156,7 @@ def start(root, **params):
 @click.option("-b", "--bundle", default=".", help=BUNDLE_HELP)
 @click.option("--pid-file", default=None, help=PID_FILE_HELP)
 @click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
+@click.option("--pidfd-socket", default=None, help=PIDFD_SOCKET_HELP)
 @click.option("-d", "--detach", is_flag=True, help="return once the container runs")
 @click.option("--keep", is_flag=True, help="do not delete the container after it exits")
 @click.option("--no-subreaper", is_flag=True,
@@ -223,6 +226,7 @@ def list_(root, fmt, quiet):
 @click.option("-d", "--detach", is_flag=True, help="return once the process runs")
 @click.option("--pid-file", default=None, help=PID_FILE_HELP)
 @click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
+@click.option("--pidfd-socket", default=None, help=PIDFD_SOCKET_HELP)
 @click.option("-t", "--tty", is_flag=True, help="give the process a pty")
 @click.option("--cwd", default=None, help="the process's working directory, in the container")
 @click.option("-e", "--env", multiple=True, help="set an environment variable (NAME=VALUE)")

@@ -61,13 +61,14 @@ def delete(root: str, container_id: str, force: bool) -> None:
     container.delete(force=force)
 
 
-def create(root: str, container_id: str, bundle: str, pid_file, console_socket, no_pivot,
-           no_new_keyring, preserve_fds) -> None:
+def create(root: str, container_id: str, bundle: str, pid_file, console_socket, pidfd_socket,
+           no_pivot, no_new_keyring, preserve_fds) -> None:
     from pyrunc.container.lifecycle import Container
     with failure_prefix("pyrunc create failed: "):
         Container.create(container_id, bundle, root=root, pid_file=pid_file,
-                         console_socket=console_socket, no_pivot=no_pivot,
-                         no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+                         console_socket=console_socket, pidfd_socket=pidfd_socket,
+                         no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                         preserve_fds=preserve_fds)
 
 
 def run(root: str, container_id: str, bundle: str, detach, keep, no_subreaper,
@@ -79,7 +80,7 @@ def run(root: str, container_id: str, bundle: str, detach, keep, no_subreaper,
 
 
 def exec_(root: str, container_id: str, args: tuple, process_file, detach, pid_file,
-          console_socket, tty, cwd, env, user, additional_gids, caps, no_new_privs, apparmor,
+          console_socket, pidfd_socket, tty, cwd, env, user, additional_gids, caps, no_new_privs, apparmor,
           process_label, preserve_fds, ignore_paused, cgroups=()) -> int:
     """`exec`: the process from --process FILE (how containerd and conmon call
     it; the flags that describe a process are then ignored, as runc does), or
@@ -102,7 +103,8 @@ def exec_(root: str, container_id: str, args: tuple, process_file, detach, pid_f
                 tty=tty, apparmor=apparmor, process_label=process_label)
         return exec_process(container, process, detach=detach, pid_file=pid_file,
                             preserve_fds=preserve_fds, ignore_paused=ignore_paused,
-                            console_socket=console_socket, sub_cgroups=sub_cgroups)
+                            console_socket=console_socket, pidfd_socket=pidfd_socket,
+                            sub_cgroups=sub_cgroups)
     except ExecError:
         raise
     except PyruncError as e:  # exec reports every runtime failure with 255

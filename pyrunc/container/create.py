@@ -25,8 +25,9 @@ from pyrunc.spec.validate import validate_config
 
 
 def create_container(container_id: str, bundle: str, root: str, *, pid_file=None,
-                     console_socket=None, no_pivot=False, no_new_keyring=False,
-                     preserve_fds=0, config=None) -> tuple[st.StateDir, st.ContainerState]:
+                     console_socket=None, pidfd_socket=None, no_pivot=False,
+                     no_new_keyring=False, preserve_fds=0,
+                     config=None) -> tuple[st.StateDir, st.ContainerState]:
     st.check_id(container_id)
     if config is None:
         config = load_config(bundle)
@@ -60,7 +61,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
 
     state_dir = st.StateDir(root, container_id)
     state_dir.create()
-    console = None
+    console = pidfd_sock = None
     init = InitProcess(plan)
     fifo_fd = -1
     moved = None
@@ -82,6 +83,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             plan.console_fd = console.fileno()
             plan.console_ours = console is console_socket  # run's own, connected socket
             plan.extra_fds.append(console.fileno())
+        if pidfd_socket is not None:
+            pidfd_sock = terminal.open_pidfd_socket(pidfd_socket)
+            plan.pidfd_fd = pidfd_sock.fileno()
+            plan.extra_fds.append(pidfd_sock.fileno())
         warmup.wait()  # no thread may be running when we fork
         log_fd = log.child_fd(3 + preserve_fds)  # for init's debug lines
         if log_fd >= 0:
@@ -137,8 +142,9 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         if moved is not None:
             moved.close()
         init.close()
-        if console is not None:
-            console.close()
+        for sock in (console, pidfd_sock):
+            if sock is not None:
+                sock.close()
         if fifo_fd >= 0:
             os.close(fifo_fd)
         state_dir.unlock()

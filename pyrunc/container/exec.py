@@ -32,6 +32,7 @@ class ExecError(PyruncError):
 def exec_process(container: Container, process: dict, *, detach: bool = False,
                  pid_file: str | None = None, preserve_fds: int = 0,
                  ignore_paused: bool = False, console_socket: str | None = None,
+                 pidfd_socket: str | None = None,
                  sub_cgroups: dict[str, str] | None = None) -> int:
     """Run `process` (an OCI process object) in the container; returns its exit
     status (foreground) or 0 once it runs (detached). `sub_cgroups`: the
@@ -58,7 +59,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         raise ExecError(str(e)) from None
     if not detach:
         native.prctl(native.PR_SET_CHILD_SUBREAPER, 1)
-    ours = console = None
+    ours = console = pidfd_sock = None
     master = -1
     if tty:
         if console_socket is None:  # foreground: we proxy the pty ourselves
@@ -68,7 +69,12 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         plan.console_fd = console.fileno()
         plan.console_ours = ours is not None
         plan.extra_fds.append(console.fileno())
+    if pidfd_socket is not None:
+        pidfd_sock = terminal.open_pidfd_socket(pidfd_socket)
+        plan.pidfd_fd = pidfd_sock.fileno()
+        plan.extra_fds.append(pidfd_sock.fileno())
     proc = InitProcess(plan, entry="exec")
+
     def place_in_groups(pid: int) -> None:
         if cgroup is not None:
             cgroup.add_exec_process(pid, cgroup_dirs, container.pid)
@@ -107,7 +113,7 @@ def exec_process(container: Container, process: dict, *, detach: bool = False,
         raise
     finally:
         proc.close()
-        for sock in (ours, console):
+        for sock in (ours, console, pidfd_sock):
             if sock is not None:
                 sock.close()
     log.debug("exec %s: pid %d runs %s", container.id, pid, process.get("args"))

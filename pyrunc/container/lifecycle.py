@@ -81,8 +81,9 @@ class Container:
     @classmethod
     def create(cls, container_id: str, bundle: str, *, root: str | None = None,
                pid_file: str | None = None, console_socket: str | None = None,
-               no_pivot: bool = False, no_new_keyring: bool = False,
-               preserve_fds: int = 0, config: dict | None = None) -> "Container":
+               pidfd_socket: str | None = None, no_pivot: bool = False,
+               no_new_keyring: bool = False, preserve_fds: int = 0,
+               config: dict | None = None) -> "Container":
         """`config`: the bundle's config.json as load_config read it, if the
         caller has it already (else it is read here)."""
         from pyrunc.cgroups import warmup
@@ -91,8 +92,9 @@ class Container:
             from pyrunc.container.create import create_container
             state_dir, state = create_container(
                 container_id, os.path.abspath(bundle), root or st.default_root(),
-                pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot,
-                no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, config=config)
+                pid_file=pid_file, console_socket=console_socket, pidfd_socket=pidfd_socket,
+                no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
+                config=config)
         finally:
             warmup.wait()  # (create stops it before it forks; this is for early failures)
         return cls(state_dir, state)

@@ -77,6 +77,8 @@ def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
             os.setsid()
             terminal.setup_console(plan.console_fd, plan.process.console_size,
                                    ours=plan.console_ours)
+        if plan.pidfd_fd >= 0:
+            terminal.send_pidfd(plan.pidfd_fd, b"setns")
         _setup_process(plan, chan)
         path = _find_executable(plan.process.args[0], plan.process.env, START_FAILED)
         _load_notify_seccomp(plan, chan)
@@ -179,6 +181,8 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
                                    ours=plan.console_ours)
         finally:
             os.close(console_path)
+    if plan.pidfd_fd >= 0:  # where runc's init sends it: after the console
+        terminal.send_pidfd(plan.pidfd_fd, b"standard")
 
     if plan.hostname is not None:
         native.sethostname(plan.hostname)

@@ -56,6 +56,7 @@ class InitPlan:
     hook_state: dict = field(default_factory=dict)  # state JSON for init's own hooks
     console_fd: int = -1                  # connected console socket (process.terminal)
     console_ours: bool = False            # pyrunc itself receives it (foreground: no ONLCR)
+    pidfd_fd: int = -1                    # connected --pidfd-socket: gets the process's pidfd
     net_devices: list = field(default_factory=list)  # linux.netDevices (moved by the host)
     intel_rdt: object = None              # linux.intelRdt: a resctrl.RdtPlan (host side)
 

@@ -36,7 +36,39 @@ def open_console_socket(console_socket) -> unixsock.Socket:
                       console_socket) from None
 
 
+def open_pidfd_socket(path: str) -> unixsock.Socket:
+    """--pidfd-socket (runc 1.2+): connected before the process exists; the
+    process sends its own pidfd over it (send_pidfd)."""
+    try:
+        return unixsock.connect(path)
+    except OSError as e:
+        from pyrunc.errors import PyruncError, errno_text
+        raise PyruncError(f"failed to dial {path}: {errno_text(e.errno)}") from None
+
+
 # --- in the container (init or exec'd process) ------------------------------------
+
+def send_pidfd(sock_fd: int, kind: bytes) -> None:
+    """A pidfd of this process over the --pidfd-socket, with runc's message
+    ("standard" for a container's init, "setns" for an exec'd process)."""
+    from pyrunc.errors import ContainerStartError, errno_text
+    sock = unixsock.from_fd(sock_fd)
+    try:
+        try:
+            pidfd = os.pidfd_open(os.getpid())
+        except OSError as e:
+            raise ContainerStartError(f"failed to setup pidfd: failed to pidfd_open: "
+                                      f"{errno_text(e.errno)}") from None
+        try:
+            unixsock.send_fds(sock, kind, [pidfd])
+        except OSError as e:
+            raise ContainerStartError(f"failed to setup pidfd: failed to send pidfd on socket: "
+                                      f"{errno_text(e.errno)}") from None
+        finally:
+            os.close(pidfd)
+    finally:
+        sock.close()
+
 
 def setup_console(sock_fd: int, size: dict | None, console_path_fd: int | None = None,
                   ours: bool = False) -> None:

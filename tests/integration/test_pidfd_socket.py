@@ -1,0 +1,106 @@
+"""--pidfd-socket PATH on create, run and exec (runc 1.2+): the container's
+process sends a pidfd of itself over the socket, one message whose data is
+"standard" (a container's init) or "setns" (an exec'd process), so its
+manager can signal it without a pid-reuse race (runc's tests/cmd/pidfd-kill)."""
+import array
+import os
+import signal
+import socket
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+class PidfdListener:
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(2)
+        self.sock.settimeout(10)
+
+    def receive(self) -> tuple[bytes, int]:
+        conn, _ = self.sock.accept()
+        with conn:
+            data, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4 * 4))
+        fds = array.array("i")
+        for level, kind, payload in anc:
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+        assert len(fds) == 1, (data, list(fds))
+        return data, fds[0]
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def listener(tmp_path):
+    lst = PidfdListener(tmp_path / "pidfd.sock")
+    yield lst
+    lst.close()
+
+
+def pid_of_pidfd(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("Pid:")))
+
+
+def test_create_sends_the_inits_pidfd(pyrunc, bundle, listener):
+    cid, _ = pyrunc.create(bundle, "--pidfd-socket", listener.path)
+    data, pidfd = listener.receive()
+    try:
+        assert data == b"standard"
+        assert pid_of_pidfd(pidfd) == pyrunc.state(cid)["pid"]
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)  # runc's pidfd-kill
+        pyrunc.wait_status(cid, "stopped")
+    finally:
+        os.close(pidfd)
+    pyrunc.ok("delete", cid)
+
+
+def test_run_sends_the_inits_pidfd(pyrunc, bundle, listener):
+    cid = pyrunc.new_id()
+    pyrunc.run_ok(bundle, "--detach", "--pidfd-socket", listener.path, cid=cid)
+    data, pidfd = listener.receive()
+    try:
+        assert data == b"standard"
+        assert pid_of_pidfd(pidfd) == pyrunc.state(cid)["pid"]
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        pyrunc.wait_status(cid, "stopped")
+    finally:
+        os.close(pidfd)
+    pyrunc.ok("delete", cid)
+
+
+def test_exec_sends_its_processs_pidfd(pyrunc, bundle, listener, tmp_path):
+    cid = pyrunc.new_id()
+    pyrunc.run_ok(bundle, "--detach", cid=cid)
+    pid_file = tmp_path / "exec.pid"
+    pyrunc.ok("exec", "--detach", "--pid-file", pid_file, "--pidfd-socket", listener.path,
+              cid, "sleep", "1000")
+    data, pidfd = listener.receive()
+    try:
+        assert data == b"setns"
+        pid = int(pid_file.read_text())
+        assert pid_of_pidfd(pidfd) == pid
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        assert pyrunc.wait_until(lambda: not pyrunc.pid_alive(pid))
+    finally:
+        os.close(pidfd)
+    assert pyrunc.state(cid)["status"] == "running"
+
+
+def test_pidfd_socket_that_cannot_be_reached(pyrunc, bundle, tmp_path):
+    missing = tmp_path / "no.sock"
+    cid, res = pyrunc.create(bundle, "--pidfd-socket", missing, check=False)
+    assert res.returncode == 1
+    assert pyrunc.one_line_error(res) == \
+        f"pyrunc create failed: failed to dial {missing}: no such file or directory"
+    assert pyrunc("state", cid).returncode == 1
+    cid = pyrunc.new_id()
+    pyrunc.run_ok(bundle, "--detach", cid=cid)
+    res = pyrunc("exec", "--pidfd-socket", missing, cid, "true")
+    assert res.returncode == 255
+    assert pyrunc.one_line_error(res) == f"exec failed: failed to dial {missing}: no such file or directory"
