@@ -15,35 +15,26 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from guestlib import make_rootfs, pyrunc_path, run_cli, spec_template, wait_until
+
 ROOT = "/sys/fs/cgroup"
-
-
-def _pyrunc() -> str:
-    return os.environ.get("PYRUNC") or "/opt/pyrunc-venv/bin/pyrunc"
 
 
 @pytest.fixture(scope="session")
 def v2_rootfs(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("rootfs") / "rootfs"
-    subprocess.run(["sh", str(REPO / "examples" / "bundles" / "make-rootfs.sh"), str(path)],
-                   check=True, stdout=subprocess.DEVNULL)
+    make_rootfs(path)
     (path / "out").mkdir()
     return str(path)
 
 
 @pytest.fixture(scope="session")
 def v2_template(tmp_path_factory) -> dict:
-    d = tmp_path_factory.mktemp("spec")
-    subprocess.run([_pyrunc(), "spec", "--bundle", str(d)], check=True, timeout=120)
-    return json.loads((d / "config.json").read_text())
+    return spec_template(tmp_path_factory.mktemp("spec"))
 
 
 class V2Runtime:
@@ -74,23 +65,9 @@ class V2Runtime:
         (bundle / "config.json").write_text(json.dumps(config))
 
     def __call__(self, *args, stdin: str | None = None, timeout: float = 120):
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            inp = subprocess.DEVNULL
-            if stdin is not None:
-                inp = tempfile.TemporaryFile()
-                inp.write(stdin.encode())
-                inp.seek(0)
-            try:
-                code = subprocess.run([_pyrunc(), "--root", self.root, *map(str, args)],
-                                      stdin=inp, stdout=out, stderr=err,
-                                      timeout=timeout).returncode
-            finally:
-                if stdin is not None:
-                    inp.close()
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(args, code, out.read().decode(),
-                                               err.read().decode())
+        res = run_cli([pyrunc_path(), "--root", self.root, *args], stdin, timeout)
+        res.args = args
+        return res
 
     def ok(self, *args, **kw):
         res = self(*args, **kw)
@@ -123,14 +100,7 @@ class V2Runtime:
         with open(os.path.join(self.root, cid, "config.json")) as f:
             return json.load(f)["linux"]["resources"]
 
-    @staticmethod
-    def wait_until(pred, timeout: float = 20.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return True
-            time.sleep(0.05)
-        return pred()
+    wait_until = staticmethod(wait_until)
 
     def cleanup(self) -> list[str]:
         for cid in self.ids:

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from pyrunc.cgroups import CgroupManager, detect
+from pyrunc.cgroups import detect
 from pyrunc.cgroups.manager import new_manager
 from pyrunc.cgroups.bpf import attached_programs
 from pyrunc.cgroups.devices import DEFAULT_ALLOWED_DEVICES

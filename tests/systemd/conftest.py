@@ -22,18 +22,12 @@ import os
 import secrets
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 import sdlib
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _pyrunc() -> str:
-    return os.environ.get("PYRUNC") or "/opt/pyrunc/bin/pyrunc"
+from guestlib import make_rootfs, pyrunc_path, run_cli, spec_template, wait_until
 
 
 def pytest_report_header(config):
@@ -53,17 +47,12 @@ def systemd_up():
 
 @pytest.fixture(scope="session")
 def sd_rootfs(tmp_path_factory, systemd_up) -> str:
-    path = tmp_path_factory.mktemp("rootfs") / "rootfs"
-    subprocess.run(["sh", str(REPO / "examples" / "bundles" / "make-rootfs.sh"), str(path)],
-                   check=True, stdout=subprocess.DEVNULL, timeout=300)
-    return str(path)
+    return make_rootfs(tmp_path_factory.mktemp("rootfs") / "rootfs")
 
 
 @pytest.fixture(scope="session")
 def sd_template(tmp_path_factory, systemd_up) -> dict:
-    d = tmp_path_factory.mktemp("spec")
-    subprocess.run([_pyrunc(), "spec", "--bundle", str(d)], check=True, timeout=120)
-    return json.loads((d / "config.json").read_text())
+    return spec_template(tmp_path_factory.mktemp("spec"))
 
 
 class SdRuntime:
@@ -99,15 +88,10 @@ class SdRuntime:
 
     def __call__(self, *args, systemd: bool = True, timeout: float = 120
                  ) -> subprocess.CompletedProcess:
-        argv = [_pyrunc(), "--root", self.root] + (["--systemd-cgroup"] if systemd else [])
-        # files, not pipes: a detached container keeps the stdio it was given
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            code = subprocess.run(argv + [str(a) for a in args], stdout=out, stderr=err,
-                                  timeout=timeout, stdin=subprocess.DEVNULL).returncode
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(args, code, out.read().decode(),
-                                               err.read().decode())
+        argv = [pyrunc_path(), "--root", self.root] + (["--systemd-cgroup"] if systemd else [])
+        res = run_cli(argv + list(args), timeout=timeout)
+        res.args = args
+        return res
 
     def ok(self, *args, **kw) -> subprocess.CompletedProcess:
         res = self(*args, **kw)
@@ -137,14 +121,7 @@ class SdRuntime:
         with open(os.path.join(self.root, cid, "state.json")) as f:
             return json.load(f)["cgroup"]
 
-    @staticmethod
-    def wait_until(pred, timeout: float = 20.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return True
-            time.sleep(0.05)
-        return pred()
+    wait_until = staticmethod(wait_until)
 
     def leftovers(self) -> list[str]:
         left = []

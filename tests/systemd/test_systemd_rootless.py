@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import sdlib
+from guestlib import make_rootfs, pyrunc_path
 
 pytestmark = pytest.mark.usefixtures("systemd_up")
 
 USER, UID = "pyrunctest", 4321
-REPO = Path(__file__).resolve().parents[2]
 
 
 def as_user(argv, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -65,8 +65,7 @@ def user_manager():
 def user_dir():
     d = Path(tempfile.mkdtemp(prefix="sd-rootless-", dir="/tmp"))
     os.chmod(d, 0o755)
-    subprocess.run(["sh", str(REPO / "examples" / "bundles" / "make-rootfs.sh"),
-                    str(d / "rootfs")], check=True, stdout=subprocess.DEVNULL, timeout=300)
+    make_rootfs(d / "rootfs")
     (d / "state").mkdir()
     shutil.chown(d / "state", USER)
     yield d
@@ -75,7 +74,7 @@ def user_dir():
 
 def test_rootless_scope_in_the_user_manager(user_manager, user_dir):
     env, manager_cgroup = user_manager
-    pyrunc = os.environ.get("PYRUNC") or "/opt/pyrunc/bin/pyrunc"
+    pyrunc = pyrunc_path()
     bundle = user_dir / "bundle"
     bundle.mkdir()
     os.chmod(bundle, 0o755)
