@@ -54,7 +54,8 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         cgroup = new_manager(linux.get("cgroupsPath"), resources, container_id)
     if any(m.type in ("cgroup", "cgroup2") for m in plan.rootfs.mounts):
         plan.rootfs.cgroup_mounter = CgroupMounter(cgroup_dirs(cgroup.to_dict() or {}),
-                                                   plan.namespaces.has_new("cgroup"))
+                                                   plan.namespaces.has_new("cgroup"),
+                                                   rootless.is_rootless())
     device_rules = CgroupManager.container_device_rules(linux)
 
     terminal.check_terminal_options(plan.process.terminal, console_socket)

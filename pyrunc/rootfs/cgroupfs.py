@@ -3,8 +3,10 @@
 v1: a tmpfs at the destination with one entry per host hierarchy, either a
 fresh cgroup mount (with a cgroup namespace, which roots it at the
 container's cgroup) or a bind of the container's cgroup directory.
-v2: a cgroup2 mount (with a cgroup namespace) or a bind of its directory.
+v2: a cgroup2 mount (with a cgroup namespace; a bind where the kernel refuses
+that mount, as runc falls back) or a bind of its directory.
 """
+import errno
 import os
 
 from pyrunc import native as n
@@ -24,9 +26,10 @@ def host_cgroup_mounts() -> list[tuple[str, str, str]]:
 class CgroupMounter:
     """Built before fork (reads the host's mount table); called by init."""
 
-    def __init__(self, cgroup_dirs: list[str], cgroupns: bool):
+    def __init__(self, cgroup_dirs: list[str], cgroupns: bool, rootless: bool = False):
         self.cgroup_dirs = cgroup_dirs  # the container's cgroup directories on the host
         self.cgroupns = cgroupns
+        self.rootless = rootless
         self.hierarchies = host_cgroup_mounts()
         self.unified = any(mp == "/sys/fs/cgroup" and t == "cgroup2"
                            for mp, t, _ in self.hierarchies)
@@ -54,11 +57,28 @@ class CgroupMounter:
     def _mount_one(self, root_fd, dest, host_mountpoint, fstype, options, flags) -> None:
         os.close(inroot.make_in_root(root_fd, dest))
         if self.cgroupns:
-            with inroot.opened(root_fd, dest) as target:
-                n.mount("cgroup" if fstype == "cgroup" else "cgroup2", target, fstype, flags,
-                        options or None)
-        else:
+            try:
+                with inroot.opened(root_fd, dest) as target:
+                    n.mount("cgroup" if fstype == "cgroup" else "cgroup2", target, fstype, flags,
+                            options or None)
+                return
+            except OSError as e:
+                # runc's fallback for cgroup2: a user namespace may not mount it
+                # (EPERM), and the kernel refuses the same cgroup2 root again on
+                # a mount point that already is it (EBUSY: /sys bound from the
+                # host by a rootless config, and a cgroup namespace rooted at
+                # the root cgroup). A bind shows the same tree.
+                if fstype != "cgroup2" or e.errno not in (errno.EPERM, errno.EBUSY):
+                    raise
+        try:
             bind_in_root(root_fd, self._source(host_mountpoint), dest, n.MS_REC | flags)
+        except FileNotFoundError:
+            if not self.rootless:
+                raise
+            # rootless, with no cgroup of its own to show: hide the host's
+            # tree rather than fail (runc masks it too)
+            with inroot.opened(root_fd, dest) as target:
+                n.mount("tmpfs", target, "tmpfs", n.MS_RDONLY | _DEFAULT_FLAGS, "size=0")
 
     def _source(self, host_mountpoint: str) -> str:
         """The container's directory in this hierarchy (its root if we made none there)."""
