@@ -178,6 +178,8 @@ class Runtime:
 
     def __init__(self, binary: str, tmp: Path, name: str, base_rootfs: str, template: dict):
         self.binary = binary
+        # PYRUNC=/path/to/runc runs the same tests against runc (see as_pyrunc_would_say)
+        self.is_runc = os.path.basename(binary) == "runc"
         self.tmp = tmp
         self.root = str(tmp / "state")
         self.base_rootfs = base_rootfs
@@ -234,6 +236,8 @@ class Runtime:
             if err_f is not None:
                 err_f.seek(0)
                 err = err_f.read().decode(errors="replace")
+            if self.is_runc:
+                out, err = as_pyrunc_would_say(out), as_pyrunc_would_say(err, errors_plain=True)
             return subprocess.CompletedProcess(cmd, code, out, err)
         finally:
             for f in (out_f, err_f):
@@ -329,6 +333,23 @@ class Runtime:
             except OSError:
                 pass
         return out
+
+
+_LOGRUS_ERROR = re.compile(r'^time="[^"]*" level=(?:error|fatal) msg=("(?:[^"\\]|\\.)*")$')
+
+
+def as_pyrunc_would_say(text: str, errors_plain: bool = False) -> str:
+    """runc's output in pyrunc's words, for running these tests against runc
+    (PYRUNC=/opt/ref/runc-1.5.1/runc) to compare behaviour, not spelling: the
+    name runc becomes pyrunc, and an error record on stderr (logrus, where
+    pyrunc prints the plain line) becomes its message."""
+    lines = []
+    for line in text.split("\n"):
+        m = _LOGRUS_ERROR.match(line) if errors_plain else None
+        if m:
+            line = json.loads(m.group(1)).rstrip("\n")
+        lines.append(re.sub(r"\brunc\b", "pyrunc", line))
+    return "\n".join(lines)
 
 
 def _processes():
