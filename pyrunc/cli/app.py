@@ -114,26 +114,35 @@ def cli(ctx, **global_flags):
     ctx.obj = commands.configure(**global_flags)  # the root, for the commands
 
 
-BUNDLE_HELP = "the bundle directory: config.json and the rootfs (default: the current directory)"
-PID_FILE_HELP = "write the process id to this file"
-CONSOLE_SOCKET_HELP = ("AF_UNIX socket that receives the pty master of the process's "
-                       "console (process.terminal)")
-NO_PIVOT_HELP = ("enter the rootfs without pivot_root (when the rootfs is on a ramdisk, "
-                 "where pivot_root fails)")
-NO_NEW_KEYRING_HELP = "keep the caller's session keyring instead of a new one for the container"
-PRESERVE_FDS_HELP = "pass N more file descriptors (3 and up, after $LISTEN_FDS) to the process"
-PIDFD_SOCKET_HELP = "AF_UNIX socket that receives a pidfd of the container's process"
+# flags several commands take (each use declares the option anew)
+BUNDLE = click.option("-b", "--bundle", default=".", help="the bundle directory: config.json "
+                      "and the rootfs (default: the current directory)")
+PID_FILE = click.option("--pid-file", default=None, help="write the process id to this file")
+CONSOLE_SOCKET = click.option("--console-socket", default=None,
+                              help="AF_UNIX socket that receives the pty master of the "
+                                   "process's console (process.terminal)")
+PIDFD_SOCKET = click.option("--pidfd-socket", default=None,
+                            help="AF_UNIX socket that receives a pidfd of the container's process")
+NO_PIVOT = click.option("--no-pivot", is_flag=True,
+                        help="enter the rootfs without pivot_root (when the rootfs is on a "
+                             "ramdisk, where pivot_root fails)")
+NO_NEW_KEYRING = click.option("--no-new-keyring", is_flag=True,
+                              help="keep the caller's session keyring instead of a new one for "
+                                   "the container")
+PRESERVE_FDS = click.option("--preserve-fds", type=int, default=0,
+                            help="pass N more file descriptors (3 and up, after $LISTEN_FDS) to "
+                                 "the process")
 CONTAINER_ID = "<container-id>"
 
 
 @cli.command(cls=HotCommand)
-@click.option("-b", "--bundle", default=".", help=BUNDLE_HELP)
-@click.option("--pid-file", default=None, help=PID_FILE_HELP)
-@click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
-@click.option("--pidfd-socket", default=None, help=PIDFD_SOCKET_HELP)
-@click.option("--no-pivot", is_flag=True, help=NO_PIVOT_HELP)
-@click.option("--no-new-keyring", is_flag=True, help=NO_NEW_KEYRING_HELP)
-@click.option("--preserve-fds", type=int, default=0, help=PRESERVE_FDS_HELP)
+@BUNDLE
+@PID_FILE
+@CONSOLE_SOCKET
+@PIDFD_SOCKET
+@NO_PIVOT
+@NO_NEW_KEYRING
+@PRESERVE_FDS
 @click.argument("container_id", metavar=CONTAINER_ID)
 @click.pass_obj
 def create(root, **params):
@@ -153,17 +162,17 @@ def start(root, **params):
 
 
 @cli.command(cls=HotCommand)
-@click.option("-b", "--bundle", default=".", help=BUNDLE_HELP)
-@click.option("--pid-file", default=None, help=PID_FILE_HELP)
-@click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
-@click.option("--pidfd-socket", default=None, help=PIDFD_SOCKET_HELP)
+@BUNDLE
+@PID_FILE
+@CONSOLE_SOCKET
+@PIDFD_SOCKET
 @click.option("-d", "--detach", is_flag=True, help="return once the container runs")
 @click.option("--keep", is_flag=True, help="do not delete the container after it exits")
 @click.option("--no-subreaper", is_flag=True,
               help="do not become the subreaper of the container's process")
-@click.option("--no-pivot", is_flag=True, help=NO_PIVOT_HELP)
-@click.option("--no-new-keyring", is_flag=True, help=NO_NEW_KEYRING_HELP)
-@click.option("--preserve-fds", type=int, default=0, help=PRESERVE_FDS_HELP)
+@NO_PIVOT
+@NO_NEW_KEYRING
+@PRESERVE_FDS
 @click.argument("container_id", metavar=CONTAINER_ID)
 @click.pass_obj
 def run(root, **params):
@@ -224,9 +233,9 @@ def list_(root, fmt, quiet):
               help="a JSON file with the process to run (an OCI process object); the flags "
                    "that describe a process are then ignored")
 @click.option("-d", "--detach", is_flag=True, help="return once the process runs")
-@click.option("--pid-file", default=None, help=PID_FILE_HELP)
-@click.option("--console-socket", default=None, help=CONSOLE_SOCKET_HELP)
-@click.option("--pidfd-socket", default=None, help=PIDFD_SOCKET_HELP)
+@PID_FILE
+@CONSOLE_SOCKET
+@PIDFD_SOCKET
 @click.option("-t", "--tty", is_flag=True, help="give the process a pty")
 @click.option("--cwd", default=None, help="the process's working directory, in the container")
 @click.option("-e", "--env", multiple=True, help="set an environment variable (NAME=VALUE)")
@@ -237,7 +246,7 @@ def list_(root, fmt, quiet):
 @click.option("--no-new-privs", is_flag=True, help="set the no_new_privs bit")
 @click.option("--apparmor", default=None, help="the AppArmor profile of the process")
 @click.option("--process-label", default=None, help="the SELinux label of the process")
-@click.option("--preserve-fds", type=int, default=0, help=PRESERVE_FDS_HELP)
+@PRESERVE_FDS
 @click.option("--ignore-paused", is_flag=True, help="exec even into a paused container")
 @click.option("--cgroup", "cgroups", multiple=True,
               help="run the process in an (existing) sub-cgroup(s). Format is "

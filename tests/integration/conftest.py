@@ -21,6 +21,7 @@
   rootfs)`` gives a bundle a new user namespace (host ids 100000+),
   ``pyrunc.shifted_rootfs(world)`` a private rootfs its root owns.
 """
+import array
 import copy
 import json
 import os
@@ -28,6 +29,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -169,6 +171,70 @@ class Bundle:
         if self.write_config:
             with open(self.dir / "config.json", "w") as f:
                 json.dump(self.config, f, indent="\t")
+
+
+# --- fds sent over a unix socket --------------------------------------------------------
+
+class FdListener:
+    """An AF_UNIX socket a runtime sends an fd over (--console-socket: like
+    tests/tools/recvtty.py; --pidfd-socket), inspecting the protocol: one
+    message, one SCM_RIGHTS fd, then EOF."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(4)
+
+    def receive(self, timeout: float = 10.0) -> tuple[bytes, list, list[int], bytes]:
+        """(data, ancillary records, fds, what followed before EOF)."""
+        self.sock.settimeout(timeout)
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.settimeout(timeout)
+            data, anc, flags, _ = conn.recvmsg(4096, socket.CMSG_SPACE(8 * 4))
+            assert not flags & socket.MSG_CTRUNC
+            fds = []
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    arr = array.array("i")
+                    arr.frombytes(payload[:len(payload) - len(payload) % arr.itemsize])
+                    fds += list(arr)
+            rest = b""
+            while True:  # the runtime closes its end after one message
+                chunk, anc2, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(8 * 4))
+                assert not anc2, "more fds after the first message"
+                if not chunk:
+                    break
+                rest += chunk
+        return data, anc, fds, rest
+
+    def master(self, timeout: float = 10.0) -> int:
+        """The one fd of the one message (a console's pty master, a pidfd)."""
+        data, anc, fds, rest = self.receive(timeout)
+        assert data and len(data) < 4096, data
+        assert rest == b"", f"more than one message: {data!r} then {rest!r}"
+        assert len(anc) == 1 and len(fds) == 1, (anc, fds)
+        return fds[0]
+
+    def nothing_connected(self, wait: float = 0.3) -> bool:
+        self.sock.settimeout(wait)
+        try:
+            conn, _ = self.sock.accept()
+        except (socket.timeout, BlockingIOError):
+            return True
+        conn.close()
+        return False
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def fd_listener(tmp_path):
+    lst = FdListener(tmp_path / "fd.sock")
+    yield lst
+    lst.close()
 
 
 # --- runtime ---------------------------------------------------------------------------

@@ -2,44 +2,23 @@
 process sends a pidfd of itself over the socket, one message whose data is
 "standard" (a container's init) or "setns" (an exec'd process), so its
 manager can signal it without a pid-reuse race (runc's tests/cmd/pidfd-kill)."""
-import array
 import os
 import signal
-import socket
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
 
-class PidfdListener:
-    def __init__(self, path):
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        self.sock.listen(2)
-        self.sock.settimeout(10)
-
-    def receive(self) -> tuple[bytes, int]:
-        conn, _ = self.sock.accept()
-        with conn:
-            data, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4 * 4))
-        fds = array.array("i")
-        for level, kind, payload in anc:
-            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
-                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
-        assert len(fds) == 1, (data, list(fds))
-        return data, fds[0]
-
-    def close(self):
-        self.sock.close()
-
-
 @pytest.fixture
-def listener(tmp_path):
-    lst = PidfdListener(tmp_path / "pidfd.sock")
-    yield lst
-    lst.close()
+def listener(fd_listener):
+    """The --pidfd-socket: (data, pidfd) of its one message."""
+    def receive():
+        data, _anc, fds, rest = fd_listener.receive()
+        assert len(fds) == 1 and rest == b"", (data, fds, rest)
+        return data, fds[0]
+    fd_listener.receive_pidfd = receive
+    return fd_listener
 
 
 def pid_of_pidfd(fd: int) -> int:
@@ -49,7 +28,7 @@ def pid_of_pidfd(fd: int) -> int:
 
 def test_create_sends_the_inits_pidfd(pyrunc, bundle, listener):
     cid, _ = pyrunc.create(bundle, "--pidfd-socket", listener.path)
-    data, pidfd = listener.receive()
+    data, pidfd = listener.receive_pidfd()
     try:
         assert data == b"standard"
         assert pid_of_pidfd(pidfd) == pyrunc.state(cid)["pid"]
@@ -63,7 +42,7 @@ def test_create_sends_the_inits_pidfd(pyrunc, bundle, listener):
 def test_run_sends_the_inits_pidfd(pyrunc, bundle, listener):
     cid = pyrunc.new_id()
     pyrunc.run_ok(bundle, "--detach", "--pidfd-socket", listener.path, cid=cid)
-    data, pidfd = listener.receive()
+    data, pidfd = listener.receive_pidfd()
     try:
         assert data == b"standard"
         assert pid_of_pidfd(pidfd) == pyrunc.state(cid)["pid"]
@@ -80,7 +59,7 @@ def test_exec_sends_its_processs_pidfd(pyrunc, bundle, listener, tmp_path):
     pid_file = tmp_path / "exec.pid"
     pyrunc.ok("exec", "--detach", "--pid-file", pid_file, "--pidfd-socket", listener.path,
               cid, "sleep", "1000")
-    data, pidfd = listener.receive()
+    data, pidfd = listener.receive_pidfd()
     try:
         assert data == b"setns"
         pid = int(pid_file.read_text())

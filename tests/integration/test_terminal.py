@@ -1,14 +1,12 @@
 """Terminals: --console-socket (one SCM_RIGHTS pty master), /dev/console,
 consoleSize, stream hygiene, the usage errors, and the foreground pty proxy
 of `run` / `exec -t` (runc's docs/terminals.md semantics)."""
-import array
 import errno
 import fcntl
 import os
 import select
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -31,63 +29,10 @@ SOCKET_NO_TTY = "cannot use console socket if pyrunc will not detach or allocate
 
 # --- helpers -------------------------------------------------------------------------------
 
-class ConsoleListener:
-    """A console-socket receiver (like tests/tools/recvtty.py), inspecting the protocol."""
-
-    def __init__(self, path: Path):
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        self.sock.listen(4)
-
-    def receive(self, timeout: float = 10.0) -> tuple[bytes, list, list[int], bytes]:
-        """(data, ancillary records, fds, what followed before EOF)."""
-        self.sock.settimeout(timeout)
-        conn, _ = self.sock.accept()
-        with conn:
-            conn.settimeout(timeout)
-            data, anc, flags, _ = conn.recvmsg(4096, socket.CMSG_SPACE(8 * 4))
-            assert not flags & socket.MSG_CTRUNC
-            fds = []
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    arr = array.array("i")
-                    arr.frombytes(payload[:len(payload) - len(payload) % arr.itemsize])
-                    fds += list(arr)
-            rest = b""
-            while True:  # the runtime closes its end after one message
-                chunk, anc2, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(8 * 4))
-                assert not anc2, "more fds after the first message"
-                if not chunk:
-                    break
-                rest += chunk
-        return data, anc, fds, rest
-
-    def master(self, timeout: float = 10.0) -> int:
-        data, anc, fds, rest = self.receive(timeout)
-        assert data and len(data) < 4096, data
-        assert rest == b"", f"more than one message: {data!r} then {rest!r}"
-        assert len(anc) == 1 and len(fds) == 1, (anc, fds)
-        return fds[0]
-
-    def nothing_connected(self, wait: float = 0.3) -> bool:
-        self.sock.settimeout(wait)
-        try:
-            conn, _ = self.sock.accept()
-        except (socket.timeout, BlockingIOError):
-            return True
-        conn.close()
-        return False
-
-    def close(self):
-        self.sock.close()
-
-
 @pytest.fixture
-def listener(tmp_path):
-    lst = ConsoleListener(tmp_path / "console.sock")
-    yield lst
-    lst.close()
+def listener(fd_listener):
+    """The console socket (conftest.FdListener)."""
+    return fd_listener
 
 
 def read_until_eof(fd: int, timeout: float = 10.0, until: bytes | None = None) -> bytes:
