@@ -50,3 +50,20 @@ def test_null_fields_are_absent(pyrunc, bundle):
     bundle.config["process"] = None
     res = pyrunc.run(bundle)
     assert pyrunc.one_line_error(res) == "pyrunc run failed: process property must not be empty"
+
+
+@pytest.mark.parametrize("access", ["mrw", "wr", "rrw", "rwmx", "x", "RW", "r w"])
+def test_device_access_strings_runc_accepts(pyrunc, bundle, access):
+    """runc takes any non-empty access string (its r, w and m count)."""
+    bundle.linux["resources"] = {"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": access}]}
+    bundle.sh("echo ok > /dev/null && echo ran")
+    assert pyrunc.run_ok(bundle) == "ran\n"
+
+
+def test_empty_device_access_is_refused(pyrunc, bundle):
+    bundle.linux["resources"] = {"devices": [{"allow": False, "access": ""}]}
+    res = pyrunc.run(bundle)
+    assert res.returncode == 1
+    assert pyrunc.one_line_error(res).endswith("device access at 0 field cannot be empty")
