@@ -79,7 +79,7 @@ def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
                                    ours=plan.console_ours)
         if plan.pidfd_fd >= 0:
             terminal.send_pidfd(plan.pidfd_fd, b"setns")
-        _setup_process(plan, chan)
+        _setup_process(plan, chan, START_FAILED)
         path = _find_executable(plan.process.args[0], plan.process.env, START_FAILED)
         _load_notify_seccomp(plan, chan)
         return path
@@ -192,7 +192,7 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
     rootfs.finalize(plan.rootfs)
     log.debug("init: %d masked and %d read-only paths, root %s", len(plan.rootfs.masked_paths),
               len(plan.rootfs.readonly_paths), "read-only" if plan.rootfs.readonly else "writable")
-    _setup_process(plan, chan)
+    _setup_process(plan, chan, INIT_FAILED + "unable to apply apparmor profile: ")
 
 
 def _await_cgroup_placement(chan: sync.SyncChannel, cgroupns: bool) -> None:
@@ -201,10 +201,12 @@ def _await_cgroup_placement(chan: sync.SyncChannel, cgroupns: bool) -> None:
         native.unshare(native.CLONE_NEWCGROUP)
 
 
-def _setup_process(plan: InitPlan, chan: sync.SyncChannel) -> None:
-    """What init and exec'd processes share: limits, privileges, identity, cwd."""
+def _setup_process(plan: InitPlan, chan: sync.SyncChannel, lsm_prefix: str) -> None:
+    """What init and exec'd processes share: limits, privileges, identity, cwd.
+    `lsm_prefix` begins a failure to apply the AppArmor profile (runc's words for
+    init and for exec differ)."""
     _default_home(plan.process)
-    lsm.apply_on_exec(plan.process.apparmor_profile, plan.process.selinux_label)
+    lsm.apply_on_exec(plan.process.apparmor_profile, plan.process.selinux_label, lsm_prefix)
     rlimits.apply_rlimits(plan.process.rlimits)
 
     # before seccomp: a profile may well not allow close_range
