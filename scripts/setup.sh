@@ -47,9 +47,11 @@ else
 fi
 
 # the clients tests/clients drives pyrunc with (containerd 1.6, podman 4 + conmon,
-# dockerd 20.10). Their daemons must not start on install: the tests run private ones,
+# dockerd 20.10), and apparmor: its apparmor_parser is how dockerd and podman load their
+# profiles where the kernel has AppArmor (the systemd guest of tests/engines, which sees
+# this host's /). Their daemons must not start on install: the tests run private ones,
 # so a temporary policy-rc.d refuses service starts during this apt-get only.
-CLIENT_PKGS=(containerd podman conmon docker.io uidmap)
+CLIENT_PKGS=(containerd podman conmon docker.io uidmap apparmor)
 missing=()
 for p in "${CLIENT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

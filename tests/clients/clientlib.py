@@ -1,4 +1,5 @@
 """Helpers and daemon wrappers of the client suite (see conftest.py)."""
+import contextlib
 import fcntl
 import hashlib
 import io
@@ -7,10 +8,12 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import tarfile
+import tempfile
 import termios
 import time
 from pathlib import Path
@@ -228,6 +231,22 @@ def logged_calls(log: Path, needle: str = "") -> list[str]:
     return [ln for ln in log.read_text().splitlines() if needle in ln]
 
 
+def wait_until_serving(proc: subprocess.Popen, sock: Path, probe: list, timeout: float) -> bool:
+    """Until the daemon `proc` answers `probe` on `sock` (True), it exits or `timeout`
+    passes (False). Each probe is bounded by what is left (a client's own start-up is
+    seconds under emulation)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sock.exists():
+            try:
+                if run(probe, timeout=max(5.0, deadline - time.monotonic())).returncode == 0:
+                    return True
+            except AssertionError:  # the probe timed out
+                pass
+        time.sleep(0.2)
+    return False
+
+
 def stop_pid(pid: int, proc: subprocess.Popen | None = None, timeout=20.0) -> None:
     """SIGTERM, wait, then SIGKILL: a daemon we started, by its pid."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
@@ -327,17 +346,83 @@ def check_nothing_left(tmp: Path, what: str, ids=(), pyrunc=None, roots=(),
     return problems
 
 
+# --- what a client session shares: its private dir, images, host state ------------------
+
+@contextlib.contextmanager
+def private_dir(prefix: str):
+    """A private dir under /tmp (short: socket paths stay < 108) for every client of a
+    session; unmounts what is left under it, then removes it (unless
+    $PYRUNC_KEEP_CLIENT_TMP)."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        for mp in reversed(mounts_under(str(d))):
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+        if not os.environ.get("PYRUNC_KEEP_CLIENT_TMP"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def make_images(d: Path) -> dict:
+    """A busybox rootfs, rootfs.tar of it and docker-archives of that: busybox (Cmd sh)
+    and pause (Entrypoint sleep: the CRI sandbox image)."""
+    d.mkdir()
+    rootfs = d / "rootfs"
+    subprocess.run(["sh", str(MAKE_ROOTFS), str(rootfs)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+    layer = d / "rootfs.tar"
+    subprocess.run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(layer), "."],
+                   check=True, timeout=300)
+    return {
+        "rootfs": rootfs,  # for bundles of the runtime's own (the images are made already)
+        "rootfs_tar": layer,
+        "busybox": write_docker_archive(d / "busybox.tar", layer, IMAGE),
+        "pause": write_docker_archive(d / "pause.tar", layer, PAUSE_IMAGE,
+                                      entrypoint=["/bin/sleep"], cmd=["2000000"]),
+    }
+
+
+def host_snapshot() -> dict:
+    """Host state outside the private dir before any client ran (what we may clean up)."""
+    return {"dirs": {p for p in CLIENT_HOST_DIRS if os.path.isdir(p)},
+            "cgroups": parent_cgroups()}
+
+
+def remove_created_host_state(snapshot) -> None:
+    """rmdir (only if empty) the parent cgroups and /run dirs this session created."""
+    for cg in sorted(parent_cgroups() - snapshot["cgroups"], key=len, reverse=True):
+        try:
+            os.rmdir(cg)
+        except OSError:
+            pass
+    for d in CLIENT_HOST_DIRS:  # children listed before parents
+        if d not in snapshot["dirs"]:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+def missing_binary(*names: str) -> str | None:
+    return next((n for n in names if not shutil.which(n)), None)
+
+
 # --- containerd ----------------------------------------------------------------------
 
 class Containerd:
     """A private containerd 1.6: config, root, state, sockets under `dir`. The CRI plugin
     is on, with a runtime `pyrunc` = runc v2 shim + BinaryName (the containerd way to
-    name a runtime)."""
+    name a runtime). `systemd_cgroup`: that runtime's SystemdCgroup option (kubeadm's
+    configuration on systemd hosts); `apparmor`: the CRI applies AppArmor profiles."""
 
-    def __init__(self, base: Path, pyrunc: str):
+    def __init__(self, base: Path, pyrunc: str, systemd_cgroup: bool = False,
+                 apparmor: bool = False):
         self.dir = base / "containerd"
         self.dir.mkdir()
         self.pyrunc = pyrunc
+        self.systemd_cgroup = systemd_cgroup
+        self.apparmor = apparmor
         self.sock = self.dir / "containerd.sock"
         self.config = self.dir / "config.toml"
         self.log = self.dir / "containerd.log"
@@ -375,7 +460,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "{PAUSE_IMAGE}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-  disable_apparmor = true
+  disable_apparmor = {"false" if self.apparmor else "true"}
   enable_selinux = false
   # sandboxes get oomScoreAdj -998, which needs CAP_SYS_RESOURCE: this clamps it to
   # containerd's own score where the host withholds that capability (runc fails too)
@@ -393,6 +478,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
         BinaryName = "{self.pyrunc}"
         Root = "{self.cri_root}"
+        SystemdCgroup = {"true" if self.systemd_cgroup else "false"}
 """)
 
     def start(self, timeout=30.0):
@@ -401,14 +487,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                                      stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                      start_new_session=True)
         logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            if self.sock.exists() and run(["ctr", "-a", self.sock, "version"],
-                                          timeout=10).returncode == 0:
-                return
-            time.sleep(0.1)
+        if wait_until_serving(self.proc, self.sock, ["ctr", "-a", self.sock, "version"],
+                              timeout):
+            return
         tail = self.log_tail()
         if self.proc.poll() is None:
             stop_pid(self.proc.pid, self.proc)
@@ -441,6 +522,28 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 return f[-1] == "ok"
         return False
 
+    def load_images(self, images: dict) -> None:
+        """busybox in namespaces default and k8s.io, pause (the sandbox image) in k8s.io."""
+        try:
+            for ns, img in (("default", "busybox"), ("k8s.io", "busybox"), ("k8s.io", "pause")):
+                ok(self.ctr("images", "import", images[img], ns=ns, timeout=180))
+        except AssertionError:
+            self.stop()
+            raise
+
+    def finish(self) -> list[str]:
+        """Remove every container, stop the daemon, and say what was left behind."""
+        for ns in ("default", "k8s.io"):
+            self.ids.update(self.ctr("containers", "ls", "-q", ns=ns).stdout.split())
+        self.cleanup_all()
+        self.stop()
+        problems = check_nothing_left(self.dir, "containerd", ids=self.ids, pyrunc=self.pyrunc,
+                                      roots=[p for r in (self.runc_root, self.cri_root)
+                                             if r.is_dir() for p in r.iterdir()])
+        for ns_dir in (self.dir / "state" / "io.containerd.runtime.v2.task").glob("*/*"):
+            problems.append(f"containerd: task bundle left: {ns_dir}")
+        return problems
+
     def cleanup_all(self):
         """Kill and delete every task and container in every namespace."""
         res = self.ctr("namespaces", "ls", "-q")
@@ -470,15 +573,17 @@ def _has_cap(bit: int) -> bool:
 # --- podman --------------------------------------------------------------------------
 
 class Podman:
-    """podman 4 with private --root/--runroot/--tmpdir under `dir`, cgroupfs, file events,
-    the test containers.conf (default ulimits within this machine's hard limits), and
+    """podman 4 with private --root/--runroot/--tmpdir under `dir`, `cgroup_manager`
+    (cgroupfs, or systemd: podman's default on systemd hosts), file events, the test
+    containers.conf (default ulimits within this machine's hard limits), and
     `--runtime <pyrunc>`. pyrunc's own state is its default root (/run/pyrunc for root):
     podman never passes --root, and the cleanup process it spawns drops --runtime-flag."""
 
-    def __init__(self, base: Path, pyrunc: str):
+    def __init__(self, base: Path, pyrunc: str, cgroup_manager: str = "cgroupfs"):
         self.dir = base / "podman"
         self.dir.mkdir()
         self.pyrunc = pyrunc
+        self.cgroup_manager = cgroup_manager
         self.conf = self.dir / "containers.conf"
         self.driver = "overlay" if _has_fs("overlay") else "vfs"
         self.conf.write_text(f"""\
@@ -488,7 +593,7 @@ log_driver = "k8s-file"
 netns = "none"
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{cgroup_manager}"
 events_logger = "file"
 events_logfile_path = "{self.dir}/events.log"
 runtime = "pyrunc"
@@ -507,7 +612,7 @@ network_config_dir = "{self.dir}/networks"
         d = self.dir
         return ["podman", "--root", d / "root", "--runroot", d / "runroot",
                 "--tmpdir", d / "tmp", "--volumepath", d / "volumes",
-                "--storage-driver", self.driver, "--cgroup-manager", "cgroupfs",
+                "--storage-driver", self.driver, "--cgroup-manager", self.cgroup_manager,
                 "--events-backend", "file", "--runtime", runtime or self.runtime, *args]
 
     def __call__(self, *args, timeout=90, input=None, runtime=None):
@@ -516,6 +621,20 @@ network_config_dir = "{self.dir}/networks"
 
     def pty(self, *args, rows=24, cols=80, timeout=90):
         return pty_run(self.argv(*args), rows=rows, cols=cols, timeout=timeout, env=self.env)
+
+    def load_images(self, images: dict) -> str | None:
+        """podman load of the busybox archive; why not, if it failed."""
+        res = self("load", "-i", images["busybox"], timeout=180)
+        return None if res.returncode == 0 else f"podman load: {res.stderr.strip()[-500:]}"
+
+    def finish(self) -> list[str]:
+        """Remove every container and image, and say what was left behind."""
+        self("rm", "-a", "-f", "-t", "0", timeout=180)
+        ids = self.session_ids()
+        problems = check_nothing_left(self.dir, "podman", ids=ids, pyrunc=self.pyrunc,
+                                      shared_roots=["/run/pyrunc"])  # pyrunc's default root
+        self("system", "prune", "-a", "-f", timeout=180)  # unmounts image layers, if any
+        return problems + check_nothing_left(self.dir, "podman")
 
     def session_ids(self) -> set[str]:
         """Every container this podman made (from its file events log)."""
@@ -539,12 +658,15 @@ network_config_dir = "{self.dir}/networks"
 class Dockerd:
     """dockerd 20.10 on private --data-root/--exec-root/-H/--pidfile, using the session's
     containerd, no iptables and no bridge, with `--add-runtime pyrunc=<pyrunc>` as the
-    default runtime (so `docker info`/`docker version` report it)."""
+    default runtime (so `docker info`/`docker version` report it), and the cgroup driver
+    `cgroup_driver` (`--exec-opt native.cgroupdriver=`: cgroupfs, or systemd)."""
 
-    def __init__(self, base: Path, pyrunc: str, containerd: Containerd):
+    def __init__(self, base: Path, pyrunc: str, containerd: Containerd,
+                 cgroup_driver: str = "cgroupfs"):
         self.dir = base / "docker"
         self.dir.mkdir()
         self.pyrunc = pyrunc
+        self.cgroup_driver = cgroup_driver
         self.containerd = containerd
         self.sock = self.dir / "docker.sock"
         self.pidfile = self.dir / "docker.pid"
@@ -568,16 +690,12 @@ class Dockerd:
              "--containerd", str(self.containerd.sock), "--iptables=false",
              "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none",
              "--storage-driver", self.driver, "--add-runtime", f"pyrunc={self.pyrunc}",
-             "--default-runtime", "pyrunc"],
+             "--default-runtime", "pyrunc",
+             "--exec-opt", f"native.cgroupdriver={self.cgroup_driver}"],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True)
         logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            if self.sock.exists() and self("version", timeout=10).returncode == 0:
-                return
-            time.sleep(0.2)
+        if wait_until_serving(self.proc, self.sock, self.argv("version"), timeout):
+            return
         tail = "\n".join(self.log.read_text().splitlines()[-15:])
         if self.proc.poll() is None:
             stop_pid(self.proc.pid, self.proc)
@@ -598,6 +716,26 @@ class Dockerd:
     def pty(self, *args, rows=24, cols=80, timeout=90):
         return pty_run(self.argv(*args), rows=rows, cols=cols, timeout=timeout,
                        env=dict(os.environ, DOCKER_CONFIG=str(self.dir / "client")))
+
+    def load_images(self, images: dict) -> None:
+        try:
+            ok(self("import", images["rootfs_tar"], DOCKER_IMAGE, timeout=180))
+        except AssertionError:
+            self.stop()
+            raise
+
+    def finish(self) -> list[str]:
+        """Remove every container, stop the daemon, and say what was left behind."""
+        left = self("ps", "-a", "-q", "--no-trunc").stdout.split()
+        if left:
+            self("rm", "-f", *left, timeout=180)
+        ids = self.session_ids()
+        self.stop()
+        problems = check_nothing_left(self.dir, "dockerd", ids=ids, pyrunc=self.pyrunc,
+                                      roots=[self.exec_root / "runtime-runc" / "moby"])
+        for t in self.containerd.ctr("tasks", "ls", "-q", ns="moby").stdout.split():
+            problems.append(f"dockerd: containerd task left in namespace moby: {t}")
+        return problems
 
     def session_ids(self) -> set[str]:
         """Every container this dockerd made (from its event stream)."""
