@@ -7,10 +7,10 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 
 import pytest
 
+import guestlib
 import sdlib
 from clientlib import pids_mentioning, run
 from enginelib import apparmor_up, profile_of
@@ -32,7 +32,7 @@ def aa(engine_tmp, images, pyrunc_bin):
     d = engine_tmp / "apparmor"
     d.mkdir()
     rootfs = images["rootfs"]
-    subprocess.run([pyrunc_bin, "spec", "--bundle", str(d)], check=True, timeout=120)
+    template = guestlib.spec_template(d)
     name = f"pyrunc-test-{secrets.token_hex(3)}"
     profile = d / "profile"
     profile.write_text(f"profile {name} flags=(attach_disconnected,mediate_deleted) {{\n"
@@ -40,8 +40,7 @@ def aa(engine_tmp, images, pyrunc_bin):
                        "  pivot_root, dbus,\n  deny /aa-denied w,\n}\n")
     res = run(["apparmor_parser", "-r", profile], timeout=120)
     assert res.returncode == 0, res
-    helper = AppArmorBundles(d, rootfs, json.loads((d / "config.json").read_text()),
-                             name, pyrunc_bin)
+    helper = AppArmorBundles(d, rootfs, template, name, pyrunc_bin)
     yield helper
     left = helper.cleanup()
     run(["apparmor_parser", "-R", profile], timeout=120)
@@ -70,14 +69,8 @@ class AppArmorBundles:
         return b, self.ids[-1]
 
     def __call__(self, *args, timeout=120):
-        argv = [self.pyrunc, "--root", self.root, "--systemd-cgroup", *args]
-        with open(self.dir / "out", "w+") as out, open(self.dir / "err", "w+") as err:
-            # files: a detached container keeps its stdio
-            code = subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL,
-                                  stdout=out, stderr=err, timeout=timeout).returncode
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(argv, code, out.read(), err.read())
+        return guestlib.run_cli([self.pyrunc, "--root", self.root, "--systemd-cgroup", *args],
+                                timeout=timeout)
 
     def cleanup(self):
         for cid in self.ids:
