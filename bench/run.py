@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark pyrunc against runc (and crun, if installed) in the same run.
 
-    sudo python3 bench/run.py [--runs N] [--pyrunc PATH]
+    sudo python3 bench/run.py [--runs N] [--pyrunc PATH] [--before PATH]
 
 Stdlib only; run as root. Each round runs every runtime in turn (A B A B …),
-each with its own --root under one temp dir, on one shared busybox bundle whose
-process is /bin/true. See bench/README.md for what each row means.
+each with its own --root under one temp dir, on two shared busybox bundles whose
+process is /bin/true: `runc spec`'s bare config, and the same config shaped as
+an engine sends it (podman's default seccomp profile, capabilities, masked and
+read-only paths). One table per config. See bench/README.md for each row.
 """
 import argparse
 import ctypes
@@ -18,10 +20,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAKE_ROOTFS = os.path.join(REPO, "examples", "bundles", "make-rootfs.sh")
 PYRUNC_CANDIDATES = ("/usr/local/bin/pyrunc", "/opt/pyrunc/bin/pyrunc", "/opt/pyrunc-venv/bin/pyrunc")
+# podman's defaults (package golang-github-containers-common on Debian)
+PODMAN_SECCOMP = "/usr/share/containers/seccomp.json"
+PODMAN_CONF = "/usr/share/containers/containers.conf"
+# podman 4's masked and read-only paths (pkg/specgen), as `podman run` sends them
+PODMAN_MASKED = ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                 "/sys/firmware", "/sys/fs/selinux", "/sys/dev/block"]
+PODMAN_READONLY = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                   "/proc/sysrq-trigger"]
+CONFIGS = (("bare", "runc spec's config"),
+           ("engine", "engine-shaped config: podman's seccomp profile, capabilities, masked paths"))
 
 CLONE_NEWNS = 0x00020000
 MS_REC, MS_PRIVATE = 0x4000, 1 << 18
@@ -154,8 +168,10 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
     raise BenchError(f"container init {pid} still there after {timeout}s")
 
 
-def make_bundle(tmp: str, runc: str | None, pyrunc: str) -> str:
-    bundle = os.path.join(tmp, "bundle")
+def make_bundle(tmp: str, runc: str | None, pyrunc: str, engine: bool = False) -> str:
+    """A busybox bundle running /bin/true: `runc spec`'s config, or (engine) that
+    config as podman would send it (see engine_shaped)."""
+    bundle = os.path.join(tmp, "bundle-engine" if engine else "bundle")
     os.makedirs(bundle)
     subprocess.run(["sh", MAKE_ROOTFS, os.path.join(bundle, "rootfs")], check=True,
                    stdout=subprocess.DEVNULL)
@@ -166,9 +182,60 @@ def make_bundle(tmp: str, runc: str | None, pyrunc: str) -> str:
         config = json.load(f)
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/bin/true"]
+    if engine:
+        engine_shaped(config)
     with open(path, "w") as f:
         json.dump(config, f, indent=2)
     return bundle
+
+
+def engine_shaped(config: dict) -> None:
+    """podman's defaults on a runc spec config: containers.conf's default
+    capabilities (all sets but ambient), its seccomp profile converted as
+    containers/common does for these capabilities and this architecture, its
+    masked and read-only paths, and no noNewPrivileges (podman sets none)."""
+    try:
+        with open(PODMAN_CONF, "rb") as f:
+            names = tomllib.load(f)["containers"]["default_capabilities"]
+        with open(PODMAN_SECCOMP) as f:
+            profile = json.load(f)
+    except (OSError, KeyError) as e:
+        sys.exit(f"engine-shaped config: {e} (apt-get install golang-github-containers-common)")
+    caps = ["CAP_" + n.upper().removeprefix("CAP_") for n in names]
+    config["process"]["capabilities"] = {k: list(caps) for k in
+                                         ("bounding", "effective", "permitted")}
+    config["process"].pop("noNewPrivileges", None)
+    config["linux"]["seccomp"] = seccomp_for(profile, caps)
+    config["linux"]["maskedPaths"] = list(PODMAN_MASKED)
+    config["linux"]["readonlyPaths"] = list(PODMAN_READONLY)
+
+
+def seccomp_for(profile: dict, caps: list[str]) -> dict:
+    """A containers seccomp.json profile as an OCI linux.seccomp for these
+    capabilities on this machine (the rules of containers/common's setupSeccomp:
+    archMap for the native arch, includes/excludes by arch and capability)."""
+    arch = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"),
+            "aarch64": ("arm64", "SCMP_ARCH_AARCH64")}[os.uname().machine]
+    out = {"defaultAction": profile["defaultAction"], "architectures": [], "syscalls": []}
+    if profile.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    for a in profile.get("archMap") or []:
+        if a["architecture"] == arch[1]:
+            out["architectures"] = [a["architecture"], *a.get("subArchitectures", [])]
+    for call in profile["syscalls"]:
+        inc, exc = call.get("includes") or {}, call.get("excludes") or {}
+        if (arch[0] in (exc.get("arches") or []) or set(exc.get("caps") or []) & set(caps)
+                or (inc.get("arches") and arch[0] not in inc["arches"])
+                or not set(inc.get("caps") or []) <= set(caps)):
+            continue
+        rule = {"names": call["names"], "action": call["action"]}
+        if call.get("args"):
+            rule["args"] = [{k: a[k] for k in ("index", "value", "valueTwo", "op")}
+                            for a in call["args"]]
+        if call.get("errnoRet") is not None:
+            rule["errnoRet"] = call["errnoRet"]
+        out["syscalls"].append(rule)
+    return out
 
 
 def one_round(rt: Runtime, bundle: str, tag: str, res: dict) -> None:
@@ -234,16 +301,15 @@ def print_table(runtimes: list[Runtime], res: dict, floor: list[float], interp: 
     names = [rt.name for rt in runtimes]
     med = {k: statistics.median(v) for k, v in res.items()}
     fl = statistics.median(floor)
-    has_runc = "runc" in names
-    head = ["median ms", *names] + (["pyrunc/runc"] if has_runc else []) + ["pyrunc-floor"]
+    ratios = [n for n in names if n.startswith("pyrunc")] if "runc" in names else []
+    head = ["median ms", *names] + [f"{n}/runc" for n in ratios] + ["pyrunc-floor"]
     rows = []
     for key, label, single in ROWS:
         row = [label] + [f"{med[(key, n)]:.1f}" for n in names]
-        if has_runc:
-            row.append(f"{med[(key, 'pyrunc')] / med[(key, 'runc')]:.2f}x")
+        row += [f"{med[(key, n)] / med[(key, 'runc')]:.2f}x" for n in ratios]
         row.append(f"{med[(key, 'pyrunc')] - fl:+.1f}" if single else "")
         rows.append(row)
-    rows.append([f"floor: {os.path.basename(interp[0])} -c pass", f"{fl:.1f}"]
+    rows.append([f"floor: {' '.join([os.path.basename(interp[0]), *interp[1:]])} -c pass", f"{fl:.1f}"]
                 + [""] * (len(head) - 2))
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
@@ -260,6 +326,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     ap.add_argument("--pyrunc", help="pyrunc script (default: /usr/local/bin/pyrunc, "
                     "/opt/pyrunc/bin/pyrunc, /opt/pyrunc-venv/bin/pyrunc, PATH)")
+    ap.add_argument("--before", help="a second pyrunc (e.g. an older install) timed in the "
+                    "same rounds, as column pyrunc-before")
     ap.add_argument("--runc", default=shutil.which("runc"), help="runc binary (default: PATH)")
     ap.add_argument("--crun", default=shutil.which("crun"), help="crun binary (default: PATH, if any)")
     ap.add_argument("--no-crun", action="store_true", help="leave crun out even if installed")
@@ -279,9 +347,14 @@ def main() -> int:
     signal.signal(signal.SIGHUP, on_signal)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
-        bundle = make_bundle(tmp, args.runc, pyrunc)
+        bundles = {"bare": make_bundle(tmp, args.runc, pyrunc),
+                   "engine": make_bundle(tmp, args.runc, pyrunc, engine=True)}
         runtimes.append(Runtime("pyrunc", pyrunc, os.path.join(tmp, "root-pyrunc"),
                                 os.path.join(tmp, "pyrunc.err")))
+        if args.before:
+            runtimes.append(Runtime("pyrunc-before", os.path.abspath(args.before),
+                                    os.path.join(tmp, "root-before"),
+                                    os.path.join(tmp, "before.err")))
         if args.runc:
             runtimes.append(Runtime("runc", args.runc, os.path.join(tmp, "root-runc"),
                                     os.path.join(tmp, "runc.err")))
@@ -294,20 +367,23 @@ def main() -> int:
             print(f"{rt.name}: {rt.binary} ({first_line([rt.binary, '--version'])})")
         print(f"kernel {os.uname().release}, cgroup {cgroup_mode()}; {args.runs} rounds "
               f"(+{args.warmup} warm-up), order {' '.join(rt.name for rt in runtimes)} each round")
-        res: dict = {}
+        res: dict = {name: {} for name, _ in CONFIGS}
         floor: list[float] = []
         tag0 = f"bench{os.getpid()}"
         for i in range(args.warmup + args.runs):
-            scratch = {} if i < args.warmup else res
-            for rt in runtimes:
-                if rt.name == "pyrunc":
-                    ms = time_floor(interp)
-                    if i >= args.warmup:
-                        floor.append(ms)
-                one_round(rt, bundle, f"{tag0}-{rt.name}-{i}", scratch)
+            for name, _ in CONFIGS:
+                scratch = {} if i < args.warmup else res[name]
+                for rt in runtimes:
+                    if rt.name == "pyrunc" and name == "bare":
+                        ms = time_floor(interp)
+                        if i >= args.warmup:
+                            floor.append(ms)
+                    one_round(rt, bundles[name], f"{tag0}-{rt.name}-{name}-{i}", scratch)
             print(".", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-        print_table(runtimes, res, floor, interp)
+        for name, title in CONFIGS:
+            print(f"\n{title}")
+            print_table(runtimes, res[name], floor, interp)
         return 0
     except KeyboardInterrupt:
         interrupted = True

@@ -2,7 +2,7 @@
 """Scale benchmarks: pyrunc against runc, in the same run.
 
     sudo python3 bench/scale.py [--containers 200] [--workers 8] [--rounds 3] [--listed 500]
-                                [--waiting 10] [--pyrunc PATH]
+                                [--waiting 10] [--pyrunc PATH] [--before PATH]
 
 1. throughput: N containers, each `run -d` of `sleep 30` then `delete --force`, spread over
    W worker threads (each command a fresh process, as under an engine); containers/s, the
@@ -115,6 +115,7 @@ def main() -> int:
     ap.add_argument("--waiting", type=int, default=10, help="created containers for the memory row")
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per runtime (median)")
     ap.add_argument("--pyrunc")
+    ap.add_argument("--before", help="a second pyrunc (e.g. an older install), row pyrunc-before")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/scale.py must run as root", file=sys.stderr)
@@ -122,6 +123,9 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="pyrunc-scale-")
     runc = shutil.which("runc")
     runtimes = [Runtime("pyrunc", find_pyrunc(args.pyrunc), os.path.join(tmp, "pyrunc"))]
+    if args.before:
+        runtimes.append(Runtime("pyrunc-before", os.path.abspath(args.before),
+                                os.path.join(tmp, "before")))
     if runc:
         runtimes.append(Runtime("runc", runc, os.path.join(tmp, "runc")))
     try:
@@ -150,10 +154,10 @@ def main() -> int:
             rt.clean()
         print(f"{args.containers} containers run -d + delete --force with {args.workers} workers; "
               f"list with 1 and {args.listed} containers; memory of {args.waiting} waiting inits")
-        print(f"{'runtime':8} {'containers/s':>13} {'list 1 (ms)':>12} {'list N (ms)':>12} "
+        print(f"{'runtime':13} {'containers/s':>13} {'list 1 (ms)':>12} {'list N (ms)':>12} "
               f"{'N/1':>6} {'init PSS kB':>12} {'RSS kB':>8} {'anon kB':>8}")
         for name, tput, one, many, pss, rss, anon in rows:
-            print(f"{name:8} {tput:13.1f} {one:12.1f} {many:12.1f} {many / one:6.2f} {pss:12} "
+            print(f"{name:13} {tput:13.1f} {one:12.1f} {many:12.1f} {many / one:6.2f} {pss:12} "
                   f"{rss:8} {anon:8}")
         return 0
     finally:

@@ -32,8 +32,10 @@ quiet() {
 }
 
 # --- 1. apt packages -----------------------------------------------------------------
+# golang-github-containers-common: podman's default seccomp profile and containers.conf,
+# which bench/run.py's engine-shaped config is made from
 PKGS=(ca-certificates python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev
-      busybox-static runc iproute2 procps util-linux mount file)
+      busybox-static runc iproute2 procps util-linux mount file golang-github-containers-common)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -111,9 +113,14 @@ else
   rm -rf "$build"; trap - EXIT
   echo "$srchash" > "$stamp"
 fi
+# The command starts its interpreter with -IS (no site, isolated; see scripts/pyrunc).
+# pip writes the shebang without flags, so they are added here.
 shebang=$(head -n1 "$VENV/bin/pyrunc")
-[ "$shebang" = "#!$VENV/bin/python" ] || [ "$shebang" = "#!$VENV/bin/python3" ] \
-  || die "unexpected shebang in $VENV/bin/pyrunc: $shebang"
+case "$shebang" in
+  "#!$VENV/bin/python"|"#!$VENV/bin/python3") sed -i "1s|.*|$shebang -IS|" "$VENV/bin/pyrunc" ;;
+  "#!$VENV/bin/python -IS"|"#!$VENV/bin/python3 -IS") ;;
+  *) die "unexpected shebang in $VENV/bin/pyrunc: $shebang" ;;
+esac
 env -i "$VENV/bin/pyrunc" --version >/dev/null || die "$VENV/bin/pyrunc --version fails in an empty environment"
 
 # --- 3. /usr/local/bin/pyrunc ---------------------------------------------------------

@@ -10,15 +10,12 @@ from pyrunc.errors import INIT_FAILED
 from pyrunc.container import rootless, state as st
 from pyrunc.errors import PyruncError
 from pyrunc.lean.procfs import process_start_time
-from pyrunc.process import terminal
 from pyrunc import cgroups
-from pyrunc.cgroups import resctrl, warmup
+from pyrunc.cgroups import warmup
 from pyrunc.cgroups.manager import CgroupManager, new_manager
 from pyrunc.process import attributes
-from pyrunc.process.hooks import run_hooks
 from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
-from pyrunc.rootfs import hostmounts
 from pyrunc.rootfs.cgroupfs import CgroupMounter
 from pyrunc.spec.load import load_config
 from pyrunc.spec.validate import validate_config
@@ -58,7 +55,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
                                                    rootless.is_rootless())
     device_rules = CgroupManager.container_device_rules(linux)
 
-    terminal.check_terminal_options(plan.process.terminal, console_socket)
+    if plan.process.terminal or console_socket is not None or pidfd_socket is not None:
+        # (only then: terminal.py and termios cost about 0.3 ms of every create)
+        from pyrunc.process import terminal
+        terminal.check_terminal_options(plan.process.terminal, console_socket)
 
     state_dir = st.StateDir(root, container_id)
     state_dir.create()
@@ -72,6 +72,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         annotations=dict(config.get("annotations") or {}), config=config,
         owner="" if os.geteuid() == 0 else str(os.geteuid()))
     if not plan.rootfs.private_mount_ns:
+        from pyrunc.rootfs import hostmounts
         state.host_mounts_baseline = [i for i, _ in hostmounts.mounts_under(state.rootfs)]
     try:
         cgroup.check_new()      # not in use, not frozen: else init would never get going
@@ -80,11 +81,13 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)
         plan.fifo_fd = fifo_fd
         if console_socket is not None:
+            from pyrunc.process import terminal
             console = terminal.open_console_socket(console_socket)
             plan.console_fd = console.fileno()
             plan.console_ours = console is console_socket  # run's own, connected socket
             plan.extra_fds.append(console.fileno())
         if pidfd_socket is not None:
+            from pyrunc.process import terminal
             pidfd_sock = terminal.open_pidfd_socket(pidfd_socket)
             plan.pidfd_fd = pidfd_sock.fileno()
             plan.extra_fds.append(pidfd_sock.fileno())
@@ -114,6 +117,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
                 raise
         cgroup.apply_pending()      # pids limits below middle+init, now init is alone
         if plan.intel_rdt is not None:  # after the cgroup, as runc
+            from pyrunc.cgroups import resctrl
             state.intel_rdt = resctrl.apply(plan.intel_rdt, state.pid)
         state.init_start_time = process_start_time(state.pid) or 0
         log.debug("create %s: init is pid %d, placed in its cgroup", container_id, state.pid)
@@ -121,6 +125,7 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         def host_hooks() -> dict:
             # the spec runs createRuntime while the container is "creating";
             # prestart hooks run at `start` (see Container.start)
+            from pyrunc.process.hooks import run_hooks
             run_hooks(plan.hooks, "createRuntime", st.hook_state(state, "creating"),
                       cwd=bundle, prefix=INIT_FAILED)
             return st.hook_state(state, "created")
@@ -131,12 +136,12 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         if pid_file:
             st.write_atomic(os.path.abspath(pid_file), str(state.pid))
     except BaseException:
-        steps = [init.kill, cgroup.destroy, lambda: resctrl.destroy(state.intel_rdt),
+        steps = [init.kill, cgroup.destroy, lambda: _destroy_rdt(state.intel_rdt),
                  state_dir.remove]
         if moved is not None:  # while the container's network namespace still exists
             steps.insert(0, lambda: netdevices.restore(moved))
         if state.host_mounts_baseline is not None:
-            steps.insert(1, lambda: hostmounts.unmount_new(state.rootfs, state.host_mounts_baseline))
+            steps.insert(1, lambda: _unmount_host(state))
         _undo(*steps)
         raise
     finally:
@@ -161,6 +166,17 @@ def _undo(*steps) -> None:
             step()
         except Exception as e:  # noqa: BLE001
             log.warning(f"cleanup after failed create: {e}")
+
+
+def _destroy_rdt(rdt) -> None:
+    if rdt:
+        from pyrunc.cgroups import resctrl
+        resctrl.destroy(rdt)
+
+
+def _unmount_host(state: st.ContainerState) -> None:
+    from pyrunc.rootfs import hostmounts
+    hostmounts.unmount_new(state.rootfs, state.host_mounts_baseline)
 
 
 def cgroup_dirs(cgroup_state: dict) -> list[str]:

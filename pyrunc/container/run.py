@@ -4,8 +4,7 @@ import os
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
 from pyrunc import native
-from pyrunc.process import terminal
-from pyrunc.lean import signals, unixsock
+from pyrunc.lean import signals
 from pyrunc.container.lifecycle import NO_PROCESS, Container
 
 
@@ -24,6 +23,8 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
     interactive = not detach and bool(_process_of(config).get("terminal"))
     ours = None
     if interactive:  # we hold the console socket ourselves and proxy the pty
+        from pyrunc.lean import unixsock
+        from pyrunc.process import terminal
         ours, console_socket = unixsock.pair()
     container = Container.create(container_id, bundle, root=root, config=config,
                                  console_socket=console_socket, **create_options)

@@ -5,7 +5,6 @@ from pyrunc.lean.record import field, record
 
 from pyrunc import native
 from pyrunc.errors import ConfigError, quote
-from pyrunc.rootfs.idmap import parse_mappings
 
 FLAGS = {
     "pid": native.CLONE_NEWPID,
@@ -61,8 +60,11 @@ def parse_namespaces(entries: list | None, linux: dict | None = None) -> Namespa
         else:
             new.add(ns_type)
     linux = linux or {}
-    uid_maps = parse_mappings(linux.get("uidMappings"), "linux.uidMappings")
-    gid_maps = parse_mappings(linux.get("gidMappings"), "linux.gidMappings")
+    uid_maps = gid_maps = []
+    if linux.get("uidMappings") or linux.get("gidMappings"):  # (idmap only for user namespaces)
+        from pyrunc.rootfs.idmap import parse_mappings
+        uid_maps = parse_mappings(linux.get("uidMappings"), "linux.uidMappings")
+        gid_maps = parse_mappings(linux.get("gidMappings"), "linux.gidMappings")
     if "user" in new:
         if not uid_maps or not gid_maps:  # runc's words
             which = "uid" if not uid_maps else "gid"

@@ -41,6 +41,7 @@ class InitProcess:
         """Fork the chain and place it with `place_in_cgroup(pid)` (see above).
         Returns the init's pid (as seen from the host)."""
         place_init = self.entry == "init"
+        init.preload(self.plan)
         host, child = sync.SyncChannel.pair()
         middle = os.fork()
         if middle == 0:  # pragma: no cover - runs in the child
