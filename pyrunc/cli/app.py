@@ -93,16 +93,16 @@ def _print_version(ctx, _param, value):
 
 
 @click.group(cls=Group, context_settings={"help_option_names": list(HELP)})
-@click.option("--root", default=None,
-              help="directory of the containers' state, best on a tmpfs (default: "
-                   "\"/run/pyrunc\", $XDG_RUNTIME_DIR/pyrunc for a user)")
+@click.option("--debug", is_flag=True, help="log each step (level debug)")
 @click.option("--log", "log_path", default=None,
               help="file to append pyrunc's log records to (default: stderr)")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               help="format of the log records: 'text' or 'json'")
-@click.option("--debug", is_flag=True, help="log each step (level debug)")
+@click.option("--root", default=None,
+              help="directory of the containers' state, best on a tmpfs (default: "
+                   "\"/run/pyrunc\", $XDG_RUNTIME_DIR/pyrunc for a user)")
 @click.option("--systemd-cgroup", is_flag=True,
-              help="let systemd manage the cgroups (not supported by pyrunc)")
+              help="let systemd manage the cgroups: cgroupsPath is \"slice:prefix:name\"")
 @click.option("--rootless", default="auto",
               help="handle cgroups the rootless way: 'true', 'false' or 'auto'")
 @click.option("--criu", default=None, hidden=True, help="ignored: checkpointing is not supported")

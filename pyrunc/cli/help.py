@@ -66,7 +66,10 @@ def app_help(group: click.Group, ctx: click.Context) -> str:
     rows = [(name, _summary(cmd)) for name, cmd in commands]
     if "help" in group.commands:
         rows.append((", ".join(["help", *ALIASES]), _summary(group.commands["help"])))
-    flags = [_flag(p) for p in group.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
+    options = [p for p in group.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
+    # urfave lists --help before --version
+    options.sort(key=lambda p: "--version" in p.opts)
+    flags = [_flag(p) for p in options]
     return (f"NAME:\n   pyrunc - {SUMMARY}\n\n{ABOUT}\n\n"
             "USAGE:\n   pyrunc [global options] command [command options] [arguments...]\n\n"
             f"VERSION:\n   {__version__}\n\n"

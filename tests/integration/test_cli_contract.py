@@ -238,9 +238,8 @@ def test_help_layout(pyrunc):
     assert len(column) == 1, commands  # one aligned column
     options = text.split("GLOBAL OPTIONS:\n")[1].splitlines()
     flags = [line.strip().split("  ")[0] for line in options if line.strip()]
-    assert flags[:6] == ["--root value", "--log value", "--log-format value", "--debug",
-                         "--systemd-cgroup", "--rootless value"], flags
-    assert {"--version, -v", "--help, -h"} <= set(flags)
+    assert flags == ["--debug", "--log value", "--log-format value", "--root value",
+                     "--systemd-cgroup", "--rootless value", "--help, -h", "--version, -v"], flags
     assert "--criu" not in text  # hidden, as runc hides it
 
 
@@ -249,8 +248,8 @@ def test_help_layout(pyrunc):
 def test_command_help_layout(pyrunc, command):
     text = pyrunc.ok(command, "--help").stdout
     sections = _sections(text)
-    assert sections[:2] == ["NAME", "USAGE"] and set(sections) <= {"NAME", "USAGE", "DESCRIPTION",
-                                                                   "OPTIONS"}, text
+    assert sections[:2] == ["NAME", "USAGE"], text
+    assert "OPTIONS" not in sections or sections[-1] == "OPTIONS", text
     assert text.startswith(f"NAME:\n   pyrunc {command} - "), text
     assert f"USAGE:\n   pyrunc {command}" in text
     assert pyrunc.ok("help", command).stdout == text
