@@ -514,6 +514,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     def ctr(self, *args, ns="default", timeout=60, input=None):
         return run(["ctr", "-a", self.sock, "-n", ns, *args], timeout=timeout, input=input)
 
+    def task_status(self, task: str, ns: str = "default") -> tuple[str | None, int | None]:
+        """(STATUS, pid) of a task from `ctr tasks ls`, or (None, None)."""
+        for ln in self.ctr("tasks", "ls", ns=ns).stdout.splitlines()[1:]:
+            f = ln.split()
+            if f and f[0] == task:
+                return f[2], int(f[1])
+        return None, None
+
     def plugin_ok(self, plugin_id: str) -> bool:
         out = ok(self.ctr("plugins", "ls"))
         for ln in out.splitlines():

@@ -20,14 +20,6 @@ from cri import CRI, CRIError, runc_options
 pytestmark = pytest.mark.clients
 
 
-def _task_status(ctd, task, ns="default"):
-    for ln in ctd.ctr("tasks", "ls", ns=ns).stdout.splitlines()[1:]:
-        f = ln.split()
-        if f and f[0] == task:
-            return f[2], int(f[1])
-    return None, None
-
-
 def _ctr_run(ctd, *args, binary=None, timeout=60):
     ctd.ids.update(a for a in args if isinstance(a, str) and not a.startswith("-"))
     return ctd.ctr("run", "--runc-binary", binary or ctd.pyrunc, "--runc-root", ctd.runc_root,
@@ -76,23 +68,23 @@ def test_detached_task_exec_ps_pause_metrics_kill(containerd):
     ok(_ctr_run(ctd, "-d", IMAGE, cid, "sh", "-c",
                 "trap 'exit 0' TERM; while :; do sleep 0.1; done"))
     try:
-        status, pid = _task_status(ctd, cid)
+        status, pid = ctd.task_status(cid)
         assert status == "RUNNING" and pid > 0
         res = ctd.ctr("tasks", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo in-exec; exit 5")
         assert res.returncode == 5 and res.stdout.strip() == "in-exec", res
         ps = ok(ctd.ctr("tasks", "ps", cid))  # shim: `pyrunc ps --format json`
         assert str(pid) in ps.split(), ps
         ok(ctd.ctr("tasks", "pause", cid))
-        assert _task_status(ctd, cid)[0] == "PAUSED"
+        assert ctd.task_status(cid)[0] == "PAUSED"
         res = ctd.ctr("tasks", "exec", "--exec-id", "e2", cid, "true")
         assert res.returncode != 0, "exec into a paused task must fail"
         ok(ctd.ctr("tasks", "resume", cid))
-        assert _task_status(ctd, cid)[0] == "RUNNING"
+        assert ctd.task_status(cid)[0] == "RUNNING"
         metrics = json.loads(ok(ctd.ctr("tasks", "metrics", "--format", "json", cid)))
         assert metrics["pids"]["current"] >= 1, metrics
         assert "memory" in metrics or "Memory" in metrics, metrics
         ok(ctd.ctr("tasks", "kill", cid))  # SIGTERM: the trap exits 0
-        wait_for(lambda: _task_status(ctd, cid)[0] == "STOPPED", what="task to stop")
+        wait_for(lambda: ctd.task_status(cid)[0] == "STOPPED", what="task to stop")
         res = ok(ctd.ctr("tasks", "delete", cid))
         assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read()
     finally:
@@ -104,7 +96,7 @@ def test_container_survives_containerd_restart(containerd):
     ctd, cid = containerd, "survivor"
     ok(_ctr_run(ctd, "-d", IMAGE, cid, "sleep", "1000"))
     try:
-        status, pid = _task_status(ctd, cid)
+        status, pid = ctd.task_status(cid)
         assert status == "RUNNING"
         shims = [p for p in pids_mentioning(str(ctd.sock))
                  if "containerd-shim-runc-v2" in proc_cmdline(p) and f"-id {cid}" in proc_cmdline(p)]
@@ -114,13 +106,13 @@ def test_container_survives_containerd_restart(containerd):
         assert os.path.exists(f"/proc/{pid}") and os.path.exists(f"/proc/{shims[0]}"), \
             "the shim must keep the container running without containerd"
         ctd.start()
-        assert _task_status(ctd, cid) == ("RUNNING", pid)
+        assert ctd.task_status(cid) == ("RUNNING", pid)
         state = json.loads(ok(run([ctd.pyrunc, "--root", ctd.runc_root / "default", "state", cid])))
         assert state["status"] == "running" and state["pid"] == pid
         res = ctd.ctr("tasks", "exec", "--exec-id", "after", cid, "sh", "-c", "echo alive")
         assert res.returncode == 0 and res.stdout.strip() == "alive", res
         ok(ctd.ctr("tasks", "kill", "-s", "KILL", cid))
-        wait_for(lambda: _task_status(ctd, cid)[0] == "STOPPED", what="task to stop")
+        wait_for(lambda: ctd.task_status(cid)[0] == "STOPPED", what="task to stop")
         ok(ctd.ctr("tasks", "delete", cid))
         ok(ctd.ctr("containers", "rm", cid))
         wait_for(lambda: not os.path.exists(f"/proc/{shims[0]}"), what="the shim to exit")

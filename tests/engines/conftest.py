@@ -16,7 +16,6 @@ dir, started and stopped by pid; the guest's own containerd/docker services are 
 touched. Besides clientlib's checks (no process, mount, cgroup or pyrunc state left), a
 session fails if a systemd unit of one of its containers is left.
 """
-import os
 import sys
 from pathlib import Path
 
@@ -47,12 +46,9 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def systemd_up():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    why = sdlib.wait_for_systemd()
+    why = sdlib.unavailable()
     if why:
-        pytest.skip(f"needs systemd as PID 1 with D-Bus (run in CGROUP2_VM_INIT=systemd "
-                    f"cgroup2-vm): {why}")
+        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")

@@ -17,14 +17,6 @@ pytestmark = pytest.mark.engines
 LOOP = "trap 'exit 0' TERM; while :; do sleep 0.1; done"
 
 
-def _task_status(ctd, task, ns="default"):
-    for ln in ctd.ctr("tasks", "ls", ns=ns).stdout.splitlines()[1:]:
-        f = ln.split()
-        if f and f[0] == task:
-            return f[2], int(f[1])
-    return None, None
-
-
 def test_ctr_run_runc_systemd_cgroup(containerd):
     ctd, cid = containerd, f"eng-ctr-{secrets.token_hex(3)}"
     ctd.ids.add(cid)
@@ -33,14 +25,14 @@ def test_ctr_run_runc_systemd_cgroup(containerd):
                "--runc-systemd-cgroup", "--cgroup", f"system.slice:ctr:{cid}",
                IMAGE, cid, "sh", "-c", LOOP, timeout=180))
     try:
-        status, pid = _task_status(ctd, cid)
+        status, pid = ctd.task_status(cid)
         assert status == "RUNNING", status
         cgroup = active_scope(unit, pid, "system.slice")
         res = ctd.ctr("tasks", "exec", "--exec-id", "e1", cid, "sh", "-c",
                       "echo in-exec; exit 5", timeout=120)
         assert (res.returncode, res.stdout.strip()) == (5, "in-exec"), res
         ok(ctd.ctr("tasks", "kill", cid))  # SIGTERM: the trap exits 0
-        wait_for(lambda: _task_status(ctd, cid)[0] == "STOPPED", timeout=60,
+        wait_for(lambda: ctd.task_status(cid)[0] == "STOPPED", timeout=60,
                  what="task to stop")
         ok(ctd.ctr("tasks", "delete", cid, timeout=120))
         wait_gone(unit, cgroup)

@@ -6,6 +6,7 @@ engines' end-to-end tests):
     wait_for_systemd(timeout)   bounded wait until PID 1 is systemd and its
                                 manager answers on the system bus (never
                                 `is-system-running --wait`: boot waits for us)
+    unavailable()               why a suite needing root + systemd must skip, or None
     systemctl(*args)            run systemctl (bounded), CompletedProcess
     show(unit, *props) -> dict  `systemctl show -p ...` as {Name: value} (entries of a
                                 list property joined by newlines)
@@ -65,6 +66,16 @@ def wait_for_systemd(timeout: float = 120.0) -> str | None:
             why = "no system bus socket yet"
         time.sleep(0.5)
     return f"systemd not ready after {timeout:g} s: {why}"
+
+
+def unavailable(timeout: float = 120.0) -> str | None:
+    """Why tests that need root and systemd cannot run here (None: they can): what a
+    suite's fixture skips with."""
+    if os.geteuid() != 0:
+        return "needs root"
+    why = wait_for_systemd(timeout)
+    return why and (f"needs systemd as PID 1 with D-Bus (run in CGROUP2_VM_INIT=systemd "
+                    f"cgroup2-vm): {why}")
 
 
 def show(unit: str, *props: str) -> dict[str, str]:
