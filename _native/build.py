@@ -80,6 +80,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "pyrunc._native",
     (HERE / "shim.c").read_text(),
+    include_dirs=[str(HERE)],  # tail.c
     libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall"],
 )

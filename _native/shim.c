@@ -177,12 +177,7 @@ long pyrunc_pidfd_getfd(int pidfd, int fd, unsigned flags)
  * patchbpf does), so it can prepend the -ENOSYS stub and pass kernel flags
  * libseccomp may not know (NEW_LISTENER, WAIT_KILLABLE_RECV). ------------- */
 
-/* Returns the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0. */
-long pyrunc_seccomp_install(const void *prog, unsigned short len, unsigned flags)
-{
-    struct sock_fprog fprog = { len, (struct sock_filter *)prog };
-    RET(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog));
-}
+/* pyrunc_seccomp_install: see tail.c */
 
 /* A flag the kernel knows makes seccomp(2) fail on the NULL program (EFAULT)
  * rather than on the flags (EINVAL). */
@@ -213,75 +208,6 @@ long pyrunc_seccomp_share_listener(int listener, int sync_fd, const char *msg)
     return r;
 }
 
-/* --- the last steps of a container process ------------------------------ */
-
-static void exit_on_signal(int sig) { _exit(128 + sig); }
-
-/* While it waits for `start`, the container's init must die on the signals a
- * caller uses to stop a created container (`kill ID TERM`); as PID 1 of its
- * namespace a default disposition would make it ignore them. */
-static const int stop_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
-                                    SIGUSR2, SIGALRM };
-
-static void reset_signals(void)
-{
-    struct sigaction sa;
-    sigset_t none;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
-        sigaction(sig, &sa, NULL); /* SIGKILL/SIGSTOP/reserved fail harmlessly */
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-/* Block until `pyrunc start` opens the exec FIFO for reading: reopen the
- * O_PATH fd write-only through /proc, which blocks until a reader exists. */
-long pyrunc_wait_for_start(int fifo_fd)
-{
-    struct sigaction sa;
-    sigset_t none;
-    char path[64];
-    int fd;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = exit_on_signal;
-    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
-        sigaction(stop_signals[i], &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fifo_fd);
-    do
-        fd = open(path, O_WRONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    if (write(fd, "0", 1) != 1) {
-        int err = errno;
-        close(fd);
-        return -err;
-    }
-    close(fd);
-    close(fifo_fd);
-    return 0;
-}
-
-/* Returns only on failure: -errno, with *stage saying which step failed
- * (1 = waiting for start, 2 = seccomp, 3 = execve). */
-long pyrunc_exec_tail(int fifo_fd, const void *prog, unsigned short prog_len,
-                      unsigned seccomp_flags, const char *path,
-                      char *const argv[], char *const envp[], int *stage)
-{
-    long r;
-    *stage = 1;
-    if (fifo_fd >= 0 && (r = pyrunc_wait_for_start(fifo_fd)) < 0)
-        return r;
-    reset_signals();
-    *stage = 2;
-    if (prog && (r = pyrunc_seccomp_install(prog, prog_len, seccomp_flags)) < 0)
-        return r;
-    *stage = 3;
-    execve(path, argv, envp);
-    return -errno;
-}
+/* --- the last steps of a container process: in tail.c, which the waiting
+ * init (init.c) is built from too ----------------------------------------- */
+#include "tail.c"

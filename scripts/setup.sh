@@ -32,9 +32,10 @@ quiet() {
 }
 
 # --- 1. apt packages -----------------------------------------------------------------
+# musl-tools: musl-gcc builds the static waiting init (_native/init.c, see setup.py);
 # golang-github-containers-common: podman's default seccomp profile and containers.conf,
 # which bench/run.py's engine-shaped config is made from
-PKGS=(ca-certificates python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev
+PKGS=(ca-certificates python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev musl-tools
       busybox-static runc iproute2 procps util-linux mount file golang-github-containers-common)
 missing=()
 for p in "${PKGS[@]}"; do

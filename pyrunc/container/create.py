@@ -13,7 +13,7 @@ from pyrunc.lean.procfs import process_start_time
 from pyrunc import cgroups
 from pyrunc.cgroups import warmup
 from pyrunc.cgroups.manager import CgroupManager, new_manager
-from pyrunc.process import attributes
+from pyrunc.process import attributes, waiter
 from pyrunc.process.plan import build_plan
 from pyrunc.process.spawn import InitProcess
 from pyrunc.rootfs.cgroupfs import CgroupMounter
@@ -80,6 +80,10 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         os.chmod(state_dir.fifo_path, 0o622)  # mkfifo honours the umask
         fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)
         plan.fifo_fd = fifo_fd
+        if waiter.wanted(plan):  # what init becomes to wait for start (waiter.py)
+            plan.init_fd = waiter.sealed_copy()
+            if plan.init_fd >= 0:
+                plan.extra_fds.append(plan.init_fd)
         if console_socket is not None:
             from pyrunc.process import terminal
             console = terminal.open_console_socket(console_socket)
@@ -151,8 +155,9 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         for sock in (console, pidfd_sock):
             if sock is not None:
                 sock.close()
-        if fifo_fd >= 0:
-            os.close(fifo_fd)
+        for fd in (fifo_fd, plan.init_fd):
+            if fd >= 0:
+                os.close(fd)
         state_dir.unlock()
     return state_dir, state
 

@@ -14,7 +14,7 @@ import stat
 import struct
 
 from pyrunc import log, native
-from pyrunc.process import attributes
+from pyrunc.process import attributes, waiter
 from pyrunc.errors import (INIT_FAILED, START_FAILED, ConfigError, ContainerStartError, PyruncError,
                            errno_text, quote)
 from pyrunc.process import sync
@@ -49,14 +49,18 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
         _load_notify_seccomp(plan, chan)
         return path
 
-    ok, path = _until_ready(chan, prepare)
+    def hand_over(path) -> None:
+        if path is not None:
+            log.debug("init: ready; at start it execs %s", " ".join([path, *plan.process.args[1:]]))
+        # as runc's init: no more records once it waits for start (a caller that
+        # reads our stderr to its end must not wait for `start`)
+        log.stop()
+        if path is not None and plan.init_fd >= 0:
+            waiter.hand_over(plan, chan, path, _late_seccomp(plan))
+
+    ok, path = _until_ready(chan, prepare, hand_over)
     if not ok:
         return 1
-    if path is not None:
-        log.debug("init: ready; at start it execs %s", " ".join([path, *plan.process.args[1:]]))
-    # as runc's init: no more records once it waits for start (a caller that
-    # reads our stderr to its end must not wait for `start`)
-    log.stop()
     if path is None:
         # no `process` in the config: a container with nothing to run
         # (runtime-tools' `start` expects create and start to succeed)
@@ -100,11 +104,15 @@ def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
     return _exec(plan, -1, path, _late_seccomp(plan)) if ok else 1
 
 
-def _until_ready(chan: sync.SyncChannel, prepare) -> tuple[bool, str | None]:
+def _until_ready(chan: sync.SyncChannel, prepare, hand_over=None) -> tuple[bool, str | None]:
     """Run `prepare`, then tell the host READY; any failure goes to the host
-    as one ERROR message instead. Returns (succeeded, prepare's result)."""
+    as one ERROR message instead. Returns (succeeded, prepare's result).
+    `hand_over(result)` may become the waiting init (waiter.py), which then
+    says READY itself; if it returns, we go on here."""
     try:
         result = prepare()
+        if hand_over is not None:
+            hand_over(result)
         chan.send(sync.READY)
         chan.close()
         return True, result

@@ -53,6 +53,7 @@ class InitPlan:
     extra_fds: list = field(default_factory=list)   # fds init must keep (console socket…)
     hook_state: dict = field(default_factory=dict)  # state JSON for init's own hooks
     console_fd: int = -1                  # connected console socket (process.terminal)
+    init_fd: int = -1                     # sealed memfd of the waiting init (waiter.py)
     console_ours: bool = False            # pyrunc itself receives it (foreground: no ONLCR)
     pidfd_fd: int = -1                    # connected --pidfd-socket: gets the process's pidfd
     net_devices: list = field(default_factory=list)  # linux.netDevices (moved by the host)

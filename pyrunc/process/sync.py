@@ -27,6 +27,8 @@ ERROR = "error"           # any child -> host: {"message", "where"}
 _MAX = 65536
 # SECCOMP as the C shim writes it (one write(2) right after the filter is loaded)
 SECCOMP_MESSAGE = '{"type": "seccomp", "fd": %d}'
+# READY as the waiting init (pyrunc/process/waiter.py) writes it
+READY_MESSAGE = '{"type": "ready"}'
 
 
 class SyncClosed(Exception):
