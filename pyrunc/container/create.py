@@ -95,22 +95,33 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             pidfd_sock = terminal.open_pidfd_socket(pidfd_socket)
             plan.pidfd_fd = pidfd_sock.fileno()
             plan.extra_fds.append(pidfd_sock.fileno())
-        warmup.wait()  # no thread may be running when we fork
+        warmup.stop()  # (its last move may overlap the fork chain: see warmup.py)
         log_fd = log.child_fd(3 + preserve_fds)  # for init's debug lines
         if log_fd >= 0:
             plan.extra_fds.append(log_fd)
 
-        try:
-            cgroup.create()
-        except Exception as e:
-            rootless.explain_cgroup_error(e, resources)  # a rootless limit: one clear line
-            raise
-        state.cgroup = cgroup.to_dict()
-        log.debug("create %s: cgroup %s", container_id, ", ".join(cgroup_dirs(state.cgroup or {})))
-        # limits first: init joins while it still makes device nodes (see spawn.py)
-        cgroup.apply_devices(device_rules)
-        cgroup.apply_resources(creating=True)
-        state.pid = init.spawn(attributes.placing_init(cgroup.add_process))
+        place = attributes.placing_init(cgroup.add_process)
+
+        def make_cgroup_and_place(pid: int) -> None:
+            # After the fork: making the cgroup waits for the kernel's cgroup
+            # lock, which the warm-up's last move may hold through its grace
+            # period (warmup.py); meanwhile init builds its rootfs (up to 9 ms
+            # of a `run` overlapped, measured). Init waits for PLACED before it
+            # mounts the cgroup or anything runs in the container.
+            try:
+                cgroup.create()
+            except Exception as e:
+                rootless.explain_cgroup_error(e, resources)  # a rootless limit: one clear line
+                raise
+            state.cgroup = cgroup.to_dict()
+            log.debug("create %s: cgroup %s", container_id,
+                      ", ".join(cgroup_dirs(state.cgroup or {})))
+            # limits first: init joins while it still makes device nodes (see spawn.py)
+            cgroup.apply_devices(device_rules)
+            cgroup.apply_resources(creating=True)
+            place(pid)
+
+        state.pid = init.spawn(make_cgroup_and_place)
         if plan.net_devices:  # before any hook runs (runc moves them before init goes on)
             from pyrunc.process import netdevices
             try:

@@ -96,7 +96,7 @@ class Container:
                 no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
                 config=config)
         finally:
-            warmup.wait()  # (create stops it before it forks; this is for early failures)
+            warmup.wait()  # (create stops it before it forks; this ends it for good)
         return cls(state_dir, state)
 
     # --- start ------------------------------------------------------------------

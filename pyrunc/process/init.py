@@ -176,6 +176,13 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
 
     if cgroupns:  # a cgroup mount in the new namespace must show the container's cgroup
         await_placement()
+    elif plan.rootfs.cgroup_mounter is not None:  # it binds the cgroup: made by placement
+        mount_cgroup = plan.rootfs.cgroup_mounter
+
+        def placed_then_mount(root_fd: int, m) -> None:
+            await_placement()
+            mount_cgroup(root_fd, m)
+        plan.rootfs.cgroup_mounter = placed_then_mount
     rootfs.prepare(plan.rootfs, host_source)
     await_placement()  # unless done: mounting meanwhile hid the wait (see spawn.py)
     if plan.needs_hooks_sync:

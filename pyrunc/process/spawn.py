@@ -5,10 +5,11 @@
 
 The middle exists because a new PID namespace only applies to children: the
 init must be forked after unshare(CLONE_NEWPID). For a container's init the
-host moves the init into its cgroups while the init builds the rootfs (a
-move can wait for an RCU grace period, see pyrunc/cgroups/warmup.py): the
-init waits for PLACED before it unshares the cgroup namespace (rooted at its
-cgroup) and before anything runs in the container. An exec'd process joins a running container, whose cgroup
+host makes its cgroups and moves the init into them while the init builds the
+rootfs (both can wait for an RCU grace period, see pyrunc/cgroups/warmup.py):
+the init waits for PLACED before it unshares the cgroup namespace (rooted at
+its cgroup), before it mounts a cgroup, and before anything runs in the
+container. An exec'd process joins a running container, whose cgroup
 namespace it enters with setns: its middle is placed before it does.
 The host then waits on the sync channel for init to be ready. The init is a
 descendant of the runtime, so when create exits it is reparented to the

@@ -18,8 +18,11 @@ for start, reset signals, load a late seccomp filter, execve.
 Not used (init waits in Python as before) when Python must run after
 `start` (startContainer hooks), when a filter is loaded before the last
 steps (without noNewPrivileges, or a notify filter: the program's own
-execve and syscalls would be filtered too), without a process, or when the
-program is not installed (built without musl-gcc).
+execve and syscalls would be filtered too), with an AppArmor profile or
+SELinux label (they apply at the next execve: it would be the program's,
+and the process's exec then a transition under the profile's own rules),
+without a process, or when the program is not installed (built without
+musl-gcc).
 """
 import fcntl
 import os
@@ -31,9 +34,10 @@ _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_S
 
 
 def wanted(plan) -> bool:
-    s = plan.seccomp
-    return (bool(plan.process.args) and not plan.hooks.get("startContainer")
-            and (s is None or (plan.process.no_new_privileges and not s.notify)))
+    s, p = plan.seccomp, plan.process
+    return (bool(p.args) and not plan.hooks.get("startContainer")
+            and not p.apparmor_profile and not p.selinux_label
+            and (s is None or (p.no_new_privileges and not s.notify)))
 
 
 def sealed_copy() -> int:
