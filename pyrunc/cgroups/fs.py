@@ -10,7 +10,7 @@ from pyrunc.lean.procfs import read_small
 
 from . import devices as _devices
 from .common import CgroupError, Target, errno_of, read_file, write_file, write_pid
-from .manager import CgroupManager
+from .manager import CgroupManager, missing_dirs
 from .paths import V1_BEST_EFFORT, sub_cgroup, v1_paths
 from .resources import THROTTLE_KEYS, pids_max, rdma_lines
 
@@ -79,17 +79,10 @@ class FsManager(CgroupManager):
             raise
 
     def _mkdirs(self, path: str, cpuset: bool = False) -> None:
-        missing = []
-        current = path
-        while not os.path.isdir(current):
-            missing.append(current)
-            parent = os.path.dirname(current)
-            if parent == current:
-                break
-            current = parent
+        missing = missing_dirs([path])
         if cpuset:
-            cpuset_fill(current)
-        for d in reversed(missing):
+            cpuset_fill(os.path.dirname(missing[0]) if missing else path)
+        for d in missing:
             try:
                 os.mkdir(d, 0o755)
             except FileExistsError:

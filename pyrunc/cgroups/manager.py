@@ -374,6 +374,16 @@ class CgroupManager:
                     pass
 
     # --- removal ---------------------------------------------------------------
+    def intent(self) -> dict:
+        """to_dict() as it will be once create() made its directories: what
+        destroy() must remove if create is killed from now on (create's
+        journal records it before create()). A backend that makes more than
+        directories (a systemd unit) names it in to_dict(), and its destroy()
+        accepts that it was never made."""
+        d = self.to_dict()
+        d["created"] = list(dict.fromkeys(self.created + missing_dirs(self.paths.values())))
+        return d
+
     def destroy(self) -> None:
         """Remove the directories create() made (deepest first, sub-cgroups of
         them too), retrying EBUSY for up to ~1 s while tasks exit. Pre-existing
@@ -390,6 +400,21 @@ class CgroupManager:
             d, e = failed[0]
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             raise CgroupError(f"cannot remove cgroup {d}: {e.strerror}{more}") from e
+
+
+def missing_dirs(paths) -> list[str]:
+    """The directories `mkdir -p` of each path would make, parents first."""
+    out: list[str] = []
+    for path in paths:
+        missing = []
+        while path and not os.path.isdir(path):
+            missing.append(path)
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+        out += reversed(missing)
+    return out
 
 
 def _rmdir(path: str, deadline: float | None) -> None:

@@ -15,6 +15,9 @@ class NoCgroup:
     def to_dict(self) -> None:
         return None
 
+    def intent(self) -> None:
+        return None
+
     def add_process(self, pid: int) -> None:
         pass
 
@@ -25,6 +28,9 @@ class NoCgroup:
         pass
 
     def apply_pending(self) -> None:
+        pass
+
+    def kill_all(self, sig: int = 9) -> None:
         pass
 
     def destroy(self) -> None:

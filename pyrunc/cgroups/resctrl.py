@@ -98,6 +98,13 @@ def mon_path(plan: RdtPlan) -> str | None:
     return os.path.join(plan.path, "mon_groups", plan.container_id) if plan.monitoring else None
 
 
+def intent(plan: RdtPlan) -> dict:
+    """What apply() will leave for destroy(), known before it makes anything
+    (create journals it first)."""
+    return {"path": plan.path, "mon_path": mon_path(plan),
+            "created": plan.path != plan.root and not plan.clos_id and not os.path.isdir(plan.path)}
+
+
 def apply(plan: RdtPlan, pid: int) -> dict:
     """create: the group, its schemata, the init's pid. Returns what delete needs."""
     if plan.clos_id and not plan.schemata and not os.path.isdir(plan.path):

@@ -50,13 +50,13 @@ def kill(root: str, container_id: str, signal_name: str, all_processes: bool) ->
 
 def delete(root: str, container_id: str, force: bool) -> None:
     from pyrunc.container.lifecycle import Container
-    from pyrunc.container.state import StateDir
     try:
         container = Container.load(container_id, root)
     except ContainerNotFound:
         if not force:
             raise
-        StateDir(root, container_id).remove()  # a half-created leftover, if any
+        from pyrunc.container import unfinished
+        unfinished.remove(root, container_id)  # an interrupted create's, if any
         return
     container.delete(force=force)
 

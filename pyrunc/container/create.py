@@ -1,13 +1,16 @@
 """`create`: config → checked plan → state dir, cgroup, fork chain → created.
 
-Every step after the state directory exists is undone if a later one fails:
-a failed create leaves no state dir, cgroup, mount or process behind.
+Every step after the state directory exists is journalled before it is made
+(journal.py) and undone if a later one fails: a failed create leaves no state
+dir, cgroup, mount, moved device or process behind, and neither does a killed
+one once `delete --force` ran.
 """
 import os
 
-from pyrunc import SPEC_VERSION, log
+from pyrunc import SPEC_VERSION, fault_point, log
 from pyrunc.errors import INIT_FAILED
 from pyrunc.container import rootless, state as st
+from pyrunc.container.journal import Journal
 from pyrunc.errors import PyruncError
 from pyrunc.lean.procfs import process_start_time
 from pyrunc import cgroups
@@ -65,17 +68,24 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
     console = pidfd_sock = None
     init = InitProcess(plan)
     fifo_fd = -1
-    moved = None
+    journal = mover = None
     state = st.ContainerState(
         id=container_id, bundle=bundle, rootfs=plan.rootfs.rootfs, created=st.now_rfc3339(),
         oci_version=config.get("ociVersion", SPEC_VERSION),
         annotations=dict(config.get("annotations") or {}), config=config,
         owner="" if os.geteuid() == 0 else str(os.geteuid()))
-    if not plan.rootfs.private_mount_ns:
-        from pyrunc.rootfs import hostmounts
-        state.host_mounts_baseline = [i for i, _ in hostmounts.mounts_under(state.rootfs)]
     try:
         cgroup.check_new()      # not in use, not frozen: else init would never get going
+        # what is made from here on is journalled first (journal.py)
+        journal = Journal.begin(state_dir.path, creator=os.getpid(),
+                                creator_start=process_start_time(os.getpid()),
+                                id=container_id, bundle=bundle, rootfs=state.rootfs)
+        plan.lock_fd = journal.fileno()
+        fault_point("create:journal")
+        if not plan.rootfs.private_mount_ns:
+            from pyrunc.rootfs import hostmounts
+            state.host_mounts_baseline = [i for i, _ in hostmounts.mounts_under(state.rootfs)]
+            journal.note(host_mounts_baseline=state.host_mounts_baseline)
         os.mkfifo(state_dir.fifo_path, 0o622)
         os.chmod(state_dir.fifo_path, 0o622)  # mkfifo honours the umask
         fifo_fd = os.open(state_dir.fifo_path, os.O_PATH | os.O_CLOEXEC)
@@ -102,39 +112,54 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
 
         place = attributes.placing_init(cgroup.add_process)
 
+        def note(role: str, pid: int) -> None:  # in create (middle), in the middle (init)
+            start = process_start_time(pid) or 0
+            journal.note(**{"pid": pid, "init_start_time": start} if role == "init"
+                         else {role: [pid, start]})
+
         def make_cgroup_and_place(pid: int) -> None:
             # After the fork: making the cgroup waits for the kernel's cgroup
             # lock, which the warm-up's last move may hold through its grace
             # period (warmup.py); meanwhile init builds its rootfs (up to 9 ms
             # of a `run` overlapped, measured). Init waits for PLACED before it
             # mounts the cgroup or anything runs in the container.
+            state.pid, state.init_start_time = pid, process_start_time(pid) or 0
+            note("init", pid)  # (again: the middle's view of /proc may not be the host's)
+            fault_point("create:init")
+            journal.note(cgroup=cgroup.intent())
+            fault_point("create:cgroup")
             try:
                 cgroup.create()
             except Exception as e:
                 rootless.explain_cgroup_error(e, resources)  # a rootless limit: one clear line
                 raise
             state.cgroup = cgroup.to_dict()
+            journal.note(cgroup=state.cgroup)
             log.debug("create %s: cgroup %s", container_id,
                       ", ".join(cgroup_dirs(state.cgroup or {})))
             # limits first: init joins while it still makes device nodes (see spawn.py)
             cgroup.apply_devices(device_rules)
             cgroup.apply_resources(creating=True)
+            fault_point("create:resources")
             place(pid)
 
-        state.pid = init.spawn(make_cgroup_and_place)
+        init.spawn(make_cgroup_and_place, note)
         if plan.net_devices:  # before any hook runs (runc moves them before init goes on)
             from pyrunc.process import netdevices
             try:
-                moved = netdevices.move(plan.net_devices, state.pid)
+                mover = netdevices.move(plan.net_devices, state.pid,
+                                        lambda m: journal.note(net_devices=m.recorded))
             except PyruncError:
                 if process_start_time(state.pid) is None:  # init failed first: say why
                     init.wait_ready(dict, dict)
                 raise
+            fault_point("create:net-devices")
         cgroup.apply_pending()      # pids limits below middle+init, now init is alone
         if plan.intel_rdt is not None:  # after the cgroup, as runc
             from pyrunc.cgroups import resctrl
+            journal.note(intel_rdt=resctrl.intent(plan.intel_rdt))
             state.intel_rdt = resctrl.apply(plan.intel_rdt, state.pid)
-        state.init_start_time = process_start_time(state.pid) or 0
+            journal.note(intel_rdt=state.intel_rdt)
         log.debug("create %s: init is pid %d, placed in its cgroup", container_id, state.pid)
 
         def host_hooks() -> dict:
@@ -146,22 +171,26 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
             return st.hook_state(state, "created")
 
         init.wait_ready(host_hooks, lambda: st.hook_state(state, "creating"))
+        fault_point("create:ready")
         state_dir.save(state)
+        fault_point("create:saved")
         log.debug("create %s: created, init %d waits on the exec fifo", container_id, state.pid)
         if pid_file:
             st.write_atomic(os.path.abspath(pid_file), str(state.pid))
     except BaseException:
-        steps = [init.kill, cgroup.destroy, lambda: _destroy_rdt(state.intel_rdt),
-                 state_dir.remove]
-        if moved is not None:  # while the container's network namespace still exists
-            steps.insert(0, lambda: netdevices.restore(moved))
-        if state.host_mounts_baseline is not None:
-            steps.insert(1, lambda: _unmount_host(state))
-        _undo(*steps)
+        init.close()  # a process of the chain we never heard of ends now (EOF)
+        if journal is None:
+            state_dir.remove()
+            raise
+        journal.close()
+        net = None
+        if mover is not None:
+            net = lambda: netdevices.restore(mover)  # noqa: E731
+        _abort(state_dir, state, cgroup, net)
         raise
     finally:
-        if moved is not None:
-            moved.close()
+        if mover is not None:
+            mover.close()
         init.close()
         for sock in (console, pidfd_sock):
             if sock is not None:
@@ -169,30 +198,21 @@ def create_container(container_id: str, bundle: str, root: str, *, pid_file=None
         for fd in (fifo_fd, plan.init_fd):
             if fd >= 0:
                 os.close(fd)
+        if journal is not None:
+            journal.close()
         state_dir.unlock()
     return state_dir, state
 
 
-def _undo(*steps) -> None:
-    """Run every cleanup step; one failing must neither stop the others nor
-    hide the error that made create fail (it is only logged)."""
-    from pyrunc import log
-    for step in steps:
-        try:
-            step()
-        except Exception as e:  # noqa: BLE001
-            log.warning(f"cleanup after failed create: {e}")
-
-
-def _destroy_rdt(rdt) -> None:
-    if rdt:
-        from pyrunc.cgroups import resctrl
-        resctrl.destroy(rdt)
-
-
-def _unmount_host(state: st.ContainerState) -> None:
-    from pyrunc.rootfs import hostmounts
-    hostmounts.unmount_new(state.rootfs, state.host_mounts_baseline)
+def _abort(state_dir: st.StateDir, state: st.ContainerState, cgroup, net) -> None:
+    """Undo a failed create (container/unfinished.py); a cleanup that fails
+    is a warning: the error to report is create's own."""
+    from pyrunc.container import unfinished
+    try:
+        unfinished.undo(state_dir, state, net, cgroup)
+    except Exception as e:  # noqa: BLE001
+        log.warning(f"cleanup after failed create: {e} (`delete --force {state.id}` "
+                    f"tries again)")
 
 
 def cgroup_dirs(cgroup_state: dict) -> list[str]:

@@ -16,10 +16,11 @@ from _signal import SIGKILL, SIGTERM, pidfd_send_signal
 
 from pyrunc import SPEC_VERSION, log
 from pyrunc.container import state as st
-from pyrunc.lean.procfs import wait_gone
+from pyrunc.lean.procfs import process_start_time, wait_gone
 from pyrunc.errors import INIT_FAILED, ConfigError, ContainerNotRunning, InvalidState, PyruncError
 
 NO_PROCESS = "process property must not be empty"  # runc's words
+START_TIMEOUT = 10.0  # seconds `start` waits for a live init to answer on the exec FIFO
 
 
 class Container:
@@ -141,16 +142,23 @@ class Container:
             raise
 
     def _release_init(self) -> None:
+        """Read init's byte from the exec FIFO; a dead init says so, a stuck
+        one (stopped, frozen, hung) is an error after START_TIMEOUT."""
         import select
+        import time
         fd = os.open(self._dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             poller = select.poll()
             poller.register(fd, select.POLLIN)
+            deadline = time.monotonic() + START_TIMEOUT
             while True:
                 if poller.poll(100) and os.read(fd, 1):
                     return
                 if not self.state.init_alive():
                     raise InvalidState("cannot start a container that has stopped")
+                if time.monotonic() >= deadline:
+                    raise PyruncError(f"container init (pid {self.pid}) did not take the start "
+                                      f"signal within {START_TIMEOUT:g} s")
         finally:
             os.close(fd)
 
@@ -220,8 +228,8 @@ class Container:
         cgroup = self._cgroup()
         try:
             _signal_init(self.state, SIGKILL)
-        except ProcessLookupError:
-            pass
+        except (ProcessLookupError, ContainerNotRunning):
+            pass  # gone meanwhile
         if cgroup is not None:
             cgroup.thaw()
         if not wait_gone(self.state.pid):
@@ -229,20 +237,46 @@ class Container:
 
     def destroy(self) -> None:
         """Remove what create made (cgroups, state dir), then poststop hooks."""
-        cgroup = self._cgroup()
+        self._teardown([], poststop=True)
+
+    def _teardown(self, errors: list, cgroup=None, poststop: bool = False) -> None:
+        """The one removal sequence (delete, and an unfinished create once its
+        processes are gone: container/unfinished.py): the cgroup (`cgroup`: a
+        live manager, else the recorded one), resctrl groups, host mounts,
+        [poststop hooks], the state directory. Every step runs; if one
+        failed (or `errors` has one already) the state directory stays, with
+        what it records, so that `delete --force` can try again, and the
+        first error is raised."""
+        errors = list(errors)
+        for step in (lambda: self._remove_cgroup(cgroup), self._remove_intel_rdt,
+                     self._remove_host_mounts):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - every step runs
+                errors.append(e)
+        if poststop:
+            self._run_hooks_warn("poststop", st.STOPPED)
+        if errors:
+            raise errors[0]
+        self._dir.remove()
+        log.debug("delete %s: state removed", self.id)
+
+    def _remove_cgroup(self, cgroup=None) -> None:
+        cgroup = cgroup or self._cgroup()
         if cgroup is not None:
             log.debug("delete %s: removing its cgroup", self.id)
             cgroup.kill_all(SIGKILL)
             cgroup.destroy()
+
+    def _remove_intel_rdt(self) -> None:
         if self.state.intel_rdt:
             from pyrunc.cgroups import resctrl
             resctrl.destroy(self.state.intel_rdt)
+
+    def _remove_host_mounts(self) -> None:
         if self.state.host_mounts_baseline is not None:
             from pyrunc.rootfs.hostmounts import unmount_new
             unmount_new(self.state.rootfs, self.state.host_mounts_baseline)
-        self._run_hooks_warn("poststop", st.STOPPED)
-        self._dir.remove()
-        log.debug("delete %s: state removed", self.id)
 
     def _run_hooks_warn(self, kind: str, status: str) -> None:
         """poststop failures are warnings: the lifecycle goes on (spec)."""
@@ -260,15 +294,33 @@ class Container:
 
 
 def _signal_init(state: st.ContainerState, sig: int) -> None:
+    _signal_process(state.pid, state.init_start_time, sig)
+
+
+def _signal_process(pid: int, start_time: int, sig: int) -> None:
     """Signal through a pidfd checked against the recorded start time, so a
     recycled pid is never signalled."""
+    if pid <= 0:
+        raise ContainerNotRunning()
     try:
-        pidfd = os.pidfd_open(state.pid)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         raise ContainerNotRunning() from None
     try:
-        if not state.init_alive():
+        if process_start_time(pid) != start_time:
             raise ContainerNotRunning()
         pidfd_send_signal(pidfd, sig)
     finally:
         os.close(pidfd)
+
+
+def kill_process(pid, start_time) -> None:
+    """SIGKILL a recorded process if it still runs, and wait until it is gone."""
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return
+    try:
+        _signal_process(pid, start_time, SIGKILL)
+    except ContainerNotRunning:
+        return
+    if not wait_gone(pid):
+        raise PyruncError(f"process {pid} did not exit after SIGKILL")

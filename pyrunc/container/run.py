@@ -3,7 +3,7 @@ forwarding signals to the container's init, and exit with its status."""
 import os
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
-from pyrunc import native
+from pyrunc import fault_point, native
 from pyrunc.lean import signals
 from pyrunc.container.lifecycle import NO_PROCESS, Container
 
@@ -30,6 +30,7 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
                                  console_socket=console_socket, **create_options)
     master = -1
     try:
+        fault_point("run:created")
         if interactive:
             console_socket.close()
             master = terminal.receive_master(ours)
@@ -37,6 +38,7 @@ def run_container(container_id: str, bundle: str, root: str, *, detach: bool = F
         if not detach:
             signals.hold_forwarded()  # until we forward them (see hold_forwarded)
         container.start()
+        fault_point("run:started")
     except BaseException:
         signals.release_forwarded()
         container.delete(force=True)

@@ -3,8 +3,10 @@
 Layout: <root>/<id>/state.json (what create recorded), <root>/<id>/config.json
 (the bundle's config as create saw it: kept apart so that the commands that do
 not need it, and `list` for each container, parse a few hundred bytes only),
-<root>/<id>/exec.fifo (exists while the container is `created`). A flock on
-the container directory serialises commands acting on the same container.
+<root>/<id>/exec.fifo (exists while the container is `created`),
+<root>/<id>/journal (what create made, for `delete --force` of a create that
+was killed: journal.py). A flock on the container directory serialises
+commands acting on the same container (waited for at most LOCK_WAIT).
 """
 import fcntl
 import os
@@ -22,6 +24,7 @@ EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
 CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+LOCK_WAIT = 10.0  # seconds a command waits for another one on the same container
 
 
 def default_root() -> str:
@@ -132,8 +135,15 @@ class StateDir:
             fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not flock_within(fd, LOCK_WAIT):
+            os.close(fd)
+            raise PyruncError(f"container {self.id} is busy: another pyrunc command has held "
+                              f"its lock for {LOCK_WAIT:g} s")
         self._lock_fd = fd
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_fd >= 0
 
     def unlock(self) -> None:
         if self._lock_fd >= 0:
@@ -180,6 +190,26 @@ class StateDir:
 
     def fifo_exists(self) -> bool:
         return os.path.exists(self.fifo_path)
+
+
+def flock_within(fd: int, timeout: float) -> bool:
+    """flock(LOCK_EX) that gives up after `timeout` seconds."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+    return False
 
 
 def write_atomic(path: str, data: str, mode: int = 0o644) -> None:

@@ -8,6 +8,7 @@ _INT = struct.calcsize("i")
 
 Socket = _socket.socket
 STREAM, SEQPACKET = _socket.SOCK_STREAM, _socket.SOCK_SEQPACKET
+CONNECT_TIMEOUT = 10.0  # seconds for a peer (console socket, seccomp agent) to accept
 
 
 def pair(kind: int = STREAM) -> tuple[Socket, Socket]:
@@ -16,16 +17,25 @@ def pair(kind: int = STREAM) -> tuple[Socket, Socket]:
 
 
 def connect(path: str, timeout: float | None = None) -> Socket:
-    """`timeout` bounds the connect and every later call (TimeoutError)."""
-    sock = _socket.socket(_socket.AF_UNIX, STREAM | _socket.SOCK_CLOEXEC)
-    try:
-        if timeout is not None:
-            sock.settimeout(timeout)
-        sock.connect(path)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    """`timeout` bounds the connect (a listener whose backlog is full is
+    retried until then) and every later call (TimeoutError)."""
+    import time
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        sock = _socket.socket(_socket.AF_UNIX, STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            if timeout is not None:
+                sock.settimeout(timeout)
+            sock.connect(path)
+            return sock
+        except BlockingIOError:  # EAGAIN: the backlog is full (only without blocking)
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise TimeoutError(11, "the listener's backlog stayed full") from None
+            time.sleep(0.01)
+        except BaseException:
+            sock.close()
+            raise
 
 
 def from_fd(fd: int) -> Socket:

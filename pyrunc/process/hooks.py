@@ -11,7 +11,7 @@ import select
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 import time
 
-from pyrunc import log
+from pyrunc import fault_point, log, native
 from pyrunc.lean import fastjson
 from pyrunc.errors import ContainerStartError, errno_text
 
@@ -31,7 +31,7 @@ def run_hook(hook: dict, state: dict, kind: str, index: int, *, cwd: str | None 
              default_env: list | None = INHERIT, prefix: str = "") -> None:
     log.debug("running %s hook #%d: %s %s", kind, index, hook.get("path"), hook.get("args") or [])
     try:
-        _run(hook, state, cwd, default_env)
+        _run(hook, state, cwd, default_env, f"hooks.{kind}[{index}]")
     except _HookFailed as e:
         raise ContainerStartError(f"{prefix}error running {kind} hook #{index}: {e}") from None
 
@@ -47,12 +47,14 @@ def _environment(hook: dict, default_env: list | None) -> dict:
     return dict(e.split("=", 1) for e in entries if "=" in e)
 
 
-def _run(hook: dict, state: dict, cwd: str | None, default_env: list | None) -> None:
+def _run(hook: dict, state: dict, cwd: str | None, default_env: list | None,
+         point: str) -> None:
     path = hook["path"]
     argv = hook.get("args") or [path]
     env = _environment(hook, default_env)
     timeout = hook.get("timeout")
     fds = []
+    parent = os.getpid()
     try:
         stdin_r, stdin_w = _pipe(fds)
         out_r, out_w = _pipe(fds)
@@ -62,6 +64,10 @@ def _run(hook: dict, state: dict, cwd: str | None, default_env: list | None) -> 
         if pid == 0:  # pragma: no cover - runs in the child
             step = "fork/exec " + path
             try:
+                # a hook outlives no runtime: one killed mid-hook takes it along
+                native.prctl(native.PR_SET_PDEATHSIG, _signal.SIGKILL)
+                if os.getppid() != parent:
+                    os._exit(127)
                 os.dup2(stdin_r, 0)
                 os.dup2(out_w, 1)
                 os.dup2(err_w, 2)
@@ -91,6 +97,7 @@ def _run(hook: dict, state: dict, cwd: str | None, default_env: list | None) -> 
         except BrokenPipeError:
             pass  # a hook may ignore its stdin
         _close(fds, stdin_w)
+        fault_point(point)
         status, out, err = _wait(pid, out_r, err_r, timeout)
     finally:
         for fd in fds:

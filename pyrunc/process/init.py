@@ -13,7 +13,7 @@ import os
 import stat
 import struct
 
-from pyrunc import log, native
+from pyrunc import fault_point, log, native
 from pyrunc.process import attributes, waiter
 from pyrunc.errors import (INIT_FAILED, START_FAILED, ConfigError, ContainerStartError, PyruncError,
                            errno_text, quote)
@@ -58,7 +58,7 @@ def run_init(plan: InitPlan, chan: sync.SyncChannel) -> int:
         if path is not None and plan.init_fd >= 0:
             waiter.hand_over(plan, chan, path, _late_seccomp(plan))
 
-    ok, path = _until_ready(chan, prepare, hand_over)
+    ok, path = _until_ready(chan, prepare, "init", hand_over)
     if not ok:
         return 1
     if path is None:
@@ -100,21 +100,24 @@ def run_exec(plan: InitPlan, chan: sync.SyncChannel) -> int:
         _load_notify_seccomp(plan, chan)
         return path
 
-    ok, path = _until_ready(chan, prepare)
+    ok, path = _until_ready(chan, prepare, "exec")
     return _exec(plan, -1, path, _late_seccomp(plan)) if ok else 1
 
 
-def _until_ready(chan: sync.SyncChannel, prepare, hand_over=None) -> tuple[bool, str | None]:
+def _until_ready(chan: sync.SyncChannel, prepare, who: str,
+                 hand_over=None) -> tuple[bool, str | None]:
     """Run `prepare`, then tell the host READY; any failure goes to the host
     as one ERROR message instead. Returns (succeeded, prepare's result).
     `hand_over(result)` may become the waiting init (waiter.py), which then
     says READY itself; if it returns, we go on here."""
     try:
         result = prepare()
+        fault_point(f"{who}:ready")
         if hand_over is not None:
             hand_over(result)
         chan.send(sync.READY)
         chan.close()
+        fault_point(f"{who}:waiting")
         return True, result
     except PyruncError as e:
         _report(chan, str(e.message), e.where)
@@ -168,6 +171,10 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
         if not placed[0]:
             _await_cgroup_placement(chan, cgroupns)
             placed[0] = True
+            fault_point("init:placed")
+            if plan.lock_fd >= 0:  # the host journalled our pid before it placed us
+                os.close(plan.lock_fd)
+                plan.lock_fd = -1
 
     def host_source(mount) -> int:
         await_placement()  # PLACED comes first on the channel
@@ -184,6 +191,7 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
             mount_cgroup(root_fd, m)
         plan.rootfs.cgroup_mounter = placed_then_mount
     rootfs.prepare(plan.rootfs, host_source)
+    fault_point("init:rootfs")
     await_placement()  # unless done: mounting meanwhile hid the wait (see spawn.py)
     if plan.needs_hooks_sync:
         chan.send(sync.HOOKS)
@@ -196,6 +204,7 @@ def _setup(plan: InitPlan, chan: sync.SyncChannel) -> None:
     log.debug("init: %s the rootfs", "chroot into" if not plan.rootfs.private_mount_ns else
               "move (--no-pivot) into" if plan.rootfs.no_pivot else "pivot_root into")
     rootfs.enter(plan.rootfs)
+    fault_point("init:pivoted")
     if plan.console_fd >= 0 or plan.pidfd_fd >= 0:
         from pyrunc.process import terminal  # (preloaded)
     if plan.console_fd >= 0:

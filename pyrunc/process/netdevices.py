@@ -11,7 +11,9 @@ addresses on a move) and goes up. If a move fails, the devices already moved
 go back to the host with their names, addresses and state, so a failed
 create leaves nothing half-moved; `delete` leaves them to the namespace's
 end, as the spec requires (physical devices return to the host, virtual
-ones are destroyed by the kernel).
+ones are destroyed by the kernel). create journals each device as it was on
+the host before it moves, so `delete --force` after a killed create gives it
+back the same way (restore_recorded).
 
 Netlink through pyroute2, imported only here and only when netDevices is set.
 """
@@ -36,20 +38,20 @@ class NetDevice:
 
 @record
 class Moved:
-    """A device in the container's namespace, with what restoring it needs."""
+    """A device in the container's namespace (its host record says how it was)."""
     device: NetDevice
     index: int           # in the container's namespace
-    addresses: list      # [(address, prefixlen)]
-    was_up: bool
 
 
 @record
 class NetDeviceMover:
     """What was moved, and the container's network namespace, held open until
     create ends: if init dies meanwhile the namespace (and the devices in it,
-    which a failed create gives back) must not go with it."""
+    which a failed create gives back) must not go with it. `recorded`: each
+    device as it was on the host (see host_record), taken before it moves."""
     ns_fd: int
     moved: list = field(default_factory=list)
+    recorded: list = field(default_factory=list)
 
     def close(self) -> None:
         if self.ns_fd >= 0:
@@ -93,8 +95,10 @@ def parse_net_devices(devices: dict | None, network_private: bool) -> list[NetDe
     return out
 
 
-def move(devices: list[NetDevice], pid: int) -> NetDeviceMover:
-    """Into /proc/<pid>/ns/net; on failure nothing stays moved."""
+def move(devices: list[NetDevice], pid: int, before_move=None) -> NetDeviceMover:
+    """Into /proc/<pid>/ns/net; on failure nothing stays moved.
+    `before_move(mover)` is called once a device's host record is in
+    mover.recorded, before the device changes (create journals it)."""
     from pyroute2 import IPRoute  # ~100 ms: only for containers with netDevices
     try:
         mover = NetDeviceMover(os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC))
@@ -109,7 +113,7 @@ def move(devices: list[NetDevice], pid: int) -> NetDeviceMover:
                     raise ConfigError(f"a network device named {d.name!r} already exists in the "
                                       f"container", f"linux.netDevices.{d.host_name}")
             for d in devices:
-                _move_one(host, inside, d, mover)
+                _move_one(host, inside, d, mover, before_move)
     except BaseException:
         restore(mover)
         mover.close()
@@ -149,7 +153,7 @@ def _netlink_error(e: Exception, what: str, where: str) -> ContainerStartError:
     return ContainerStartError(f"{what}: {reason}", where)
 
 
-def _move_one(host, inside, d: NetDevice, mover: NetDeviceMover) -> None:
+def _move_one(host, inside, d: NetDevice, mover: NetDeviceMover, before_move) -> None:
     where = f"linux.netDevices.{d.host_name}"
     found = host.link_lookup(ifname=d.host_name)
     if not found:
@@ -162,13 +166,15 @@ def _move_one(host, inside, d: NetDevice, mover: NetDeviceMover) -> None:
                      if (a.get_attr("IFA_FLAGS") or a["flags"]) & IFA_F_PERMANENT
                      and a["scope"] == RT_SCOPE_UNIVERSE]
         mac = link.get_attr("IFLA_ADDRESS")
+        mover.recorded.append(host_record(d, index, mac, addresses, bool(link["flags"] & IFF_UP)))
+        if before_move is not None:
+            before_move(mover)
         host.link("set", index=index, state="down")
         # rename and move in one request: no clash with names on either side
         host.link("set", index=index, ifname=d.name, net_ns_fd=mover.ns_fd)
     except Exception as e:
         raise _netlink_error(e, f"cannot move network device {d.host_name}", where) from None
-    moved = Moved(d, _find_moved(inside, index, d.name, mac), addresses,
-                  bool(link["flags"] & IFF_UP))
+    moved = Moved(d, _find_moved(inside, index, d.name, mac))
     mover.moved.append(moved)
     try:
         for address, prefixlen in addresses:
@@ -196,25 +202,101 @@ def supported() -> bool:
 def restore(mover: NetDeviceMover) -> None:
     """Back to the host, with their names, addresses and state (best effort,
     most recent first): what a failed create must not leave moved."""
-    if not mover.moved:
+    if not mover.recorded:
         return
     from pyroute2 import IPRoute
     host_ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with IPRoute() as host, _ipr_in(mover.ns_fd, host_ns, IPRoute) as inside:
-            for m in reversed(mover.moved):
-                try:
-                    inside.link("set", index=m.index, state="down")
-                    inside.link("set", index=m.index, ifname=m.device.host_name,
-                                net_ns_fd=host_ns)
-                    index = host.link_lookup(ifname=m.device.host_name)[0]
-                    for address, prefixlen in m.addresses:
-                        host.addr("add", index=index, address=address, prefixlen=prefixlen)
-                    if m.was_up:
-                        host.link("set", index=index, state="up")
-                except Exception as e:  # noqa: BLE001 - report, go on with the others
-                    log.warning(f"could not move network device {m.device.name} back to the "
-                                f"host as {m.device.host_name}: {e}")
+        with IPRoute() as host:
+            if mover.moved:
+                with _ipr_in(mover.ns_fd, host_ns, IPRoute) as inside:
+                    for m in reversed(mover.moved):
+                        try:
+                            inside.link("set", index=m.index, state="down")
+                            inside.link("set", index=m.index, ifname=m.device.host_name,
+                                        net_ns_fd=host_ns)
+                        except Exception as e:  # noqa: BLE001 - report, go on with the others
+                            log.warning(f"could not move network device {m.device.name} back "
+                                        f"to the host as {m.device.host_name}: {e}")
+            _fix_on_host(host, mover.recorded)
         mover.moved.clear()
+        mover.recorded.clear()
     finally:
         os.close(host_ns)
+
+
+# --- after a killed create (its journal) -------------------------------------------
+
+def host_record(d: NetDevice, index: int, mac, addresses: list, was_up: bool) -> dict:
+    """A device as it was on the host, as create's journal keeps it."""
+    return {"host_name": d.host_name, "name": d.name, "index": index, "mac": mac,
+            "addresses": [list(a) for a in addresses], "was_up": was_up}
+
+
+def restore_recorded(records: list[dict], init_pid: int | None) -> None:
+    """The devices a killed create journalled (init_pid: its init, if still
+    alive). Those in the container's namespace go back as restore() brings
+    them; once the namespace is gone the kernel has given physical devices
+    back under their container names (virtual ones went with it): they get
+    their names, addresses and state back too, as does a device taken down
+    but never moved."""
+    if not records:
+        return
+    mover = None
+    if init_pid:
+        try:
+            mover = NetDeviceMover(os.open(f"/proc/{init_pid}/ns/net",
+                                           os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            mover = None  # gone meanwhile: the host side below is all there is
+    if mover is None:
+        from pyroute2 import IPRoute
+        with IPRoute() as host:
+            _fix_on_host(host, records)
+        return
+    try:
+        from pyroute2 import IPRoute
+        host_ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with _ipr_in(mover.ns_fd, host_ns, IPRoute) as inside:
+                links = inside.get_links()
+        finally:
+            os.close(host_ns)
+        for r in records:
+            for link in links:
+                if link.get_attr("IFLA_ADDRESS") == r["mac"] and (
+                        "%d" in r["name"] or link.get_attr("IFLA_IFNAME") == r["name"]):
+                    mover.moved.append(Moved(NetDevice(r["host_name"], r["name"]),
+                                             link["index"]))
+                    break
+        mover.recorded = list(records)
+        restore(mover)
+    finally:
+        mover.close()
+
+
+def _fix_on_host(host, records: list[dict]) -> None:
+    """Each recorded device that is on the host: its name, addresses and state
+    as they were (found by index and MAC address, else by MAC address)."""
+    links = host.get_links()
+    for r in records:
+        found = [link for link in links if link.get_attr("IFLA_ADDRESS") == r["mac"]]
+        link = next((x for x in found if x["index"] == r["index"]), None) or \
+            (found[0] if len(found) == 1 else None)
+        if link is None:
+            continue  # still inside, or a virtual device gone with the namespace
+        try:
+            index = link["index"]
+            if link.get_attr("IFLA_IFNAME") != r["host_name"]:
+                host.link("set", index=index, state="down")
+                host.link("set", index=index, ifname=r["host_name"])
+            for address, prefixlen in r["addresses"]:
+                try:
+                    host.addr("add", index=index, address=address, prefixlen=prefixlen)
+                except Exception as e:  # noqa: BLE001
+                    if getattr(e, "code", None) != 17:  # EEXIST: still there
+                        raise
+            if r["was_up"]:
+                host.link("set", index=index, state="up")
+        except Exception as e:  # noqa: BLE001 - report, go on with the others
+            log.warning(f"could not give network device {r['host_name']} back to the host: {e}")

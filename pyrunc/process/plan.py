@@ -48,6 +48,7 @@ class InitPlan:
     time_offsets: dict
     hooks: dict
     fifo_fd: int = -1
+    lock_fd: int = -1     # create's journal (its lock): kept by the chain until init is placed
     preserve_fds: int = 0
     no_new_keyring: bool = False
     extra_fds: list = field(default_factory=list)   # fds init must keep (console socket…)

@@ -18,7 +18,7 @@ caller's subreaper (containerd's shim, conmon).
 import os
 import _signal  # the signal module's C core: the wrapper imports enum (slow start-up)
 
-from pyrunc import native
+from pyrunc import fault_point, native
 from pyrunc.errors import ContainerStartError
 from pyrunc.lean.procfs import wait_gone
 # imported here, not in the child: once it joined a container's mount
@@ -36,11 +36,14 @@ class InitProcess:
         self.entry = entry
         self.pid = 0
         self._chan: sync.SyncChannel | None = None
+        self._peer = (0, -1)  # (pid, pidfd) of the process we wait for
         self._sources = None  # rootfs.sources.MountSources, made on init's first request
 
-    def spawn(self, place_in_cgroup) -> int:
+    def spawn(self, place_in_cgroup, note_process=None) -> int:
         """Fork the chain and place it with `place_in_cgroup(pid)` (see above).
-        Returns the init's pid (as seen from the host)."""
+        `note_process(role, pid)` ("middle", "init") is told of each process
+        before it does anything (create journals them), the init's by the
+        middle, which forks it. Returns the init's pid (as seen from the host)."""
         place_init = self.entry == "init"
         init.preload(self.plan)
         host, child = sync.SyncChannel.pair()
@@ -49,7 +52,7 @@ class InitProcess:
             code = 1
             try:
                 host.close()
-                code = _middle(self.plan, child, self.entry, cgroupns_in_init=place_init)
+                code = _middle(self.plan, child, self.entry, place_init, note_process)
             except BaseException as e:
                 try:
                     child.send(sync.ERROR, message=getattr(e, "message", None) or f"{e}",
@@ -61,21 +64,25 @@ class InitProcess:
         child.close()
         self._chan = host
         try:
+            if note_process is not None:
+                note_process("middle", middle)
+            fault_point("spawn:forked")
             if not place_init:
                 place_in_cgroup(middle)
             host.send(sync.GO)
-            msg = self._recv("middle process")
+            msg = self._recv("middle process", middle, sync.PEER_TIMEOUT)
             if msg["type"] == sync.USERNS:
                 namespaces.write_id_maps(middle, self.plan.namespaces)
                 host.send(sync.USERNS_DONE)
-                msg = self._recv("middle process")
+                msg = self._recv("middle process", middle, sync.PEER_TIMEOUT)
             if msg["type"] == sync.TIMENS:
                 namespaces.write_time_offsets(middle, self.plan.time_offsets)
                 host.send(sync.TIMENS_DONE)
-                msg = self._recv("middle process")
+                msg = self._recv("middle process", middle, sync.PEER_TIMEOUT)
             if msg["type"] == sync.ERROR:
                 raise ContainerStartError(msg["message"], msg.get("where"))
             self.pid = msg["pid"]
+            fault_point("spawn:pid")
         except BaseException:
             os.kill(middle, _signal.SIGKILL)  # it may be waiting for us: let _reap() return
             raise
@@ -83,6 +90,7 @@ class InitProcess:
             _reap(middle)
         if place_init:  # on failure the caller kills self.pid
             place_in_cgroup(self.pid)
+            fault_point("spawn:placed")
             try:
                 host.send(sync.PLACED)
             except OSError:
@@ -93,12 +101,15 @@ class InitProcess:
         """Serve init's requests until it is ready (or fails). `run_host_hooks()`
         runs prestart/createRuntime and returns the state JSON for init's hooks;
         `container_state()` is the state the seccomp agent gets."""
+        timeout = sync.PEER_TIMEOUT
         while True:
-            msg = self._recv("container init")
+            msg = self._recv("container init", self.pid, timeout)
+            timeout = sync.PEER_TIMEOUT
             if msg["type"] == sync.READY:
                 return
             if msg["type"] == sync.HOOKS:
                 self._chan.send(sync.HOOKS_DONE, state=run_host_hooks())
+                timeout = _with_hook_timeouts(self.plan.hooks.get("createContainer"))
             elif msg["type"] == sync.SECCOMP:
                 self._pass_listener(msg["fd"], container_state)
             elif msg["type"] == sync.MOUNT_SOURCE:
@@ -128,13 +139,30 @@ class InitProcess:
         finally:
             os.close(fd)
 
-    def _recv(self, who: str) -> dict:
+    def _recv(self, who: str, pid: int, timeout: float | None) -> dict:
+        """The next message from `pid`: a dead or hung peer is one line."""
+        if self._peer[0] != pid:
+            self._watch(pid)
         try:
-            return self._chan.recv()
+            return self._chan.recv(timeout, self._peer[1])
         except (sync.SyncClosed, ConnectionError):
             raise ContainerStartError(f"{who} exited before it was set up") from None
+        except sync.SyncTimeout:
+            raise ContainerStartError(f"{who} (pid {pid}) is hung: nothing from it in "
+                                      f"{timeout:g} s") from None
+
+    def _watch(self, pid: int) -> None:
+        if self._peer[1] >= 0:
+            os.close(self._peer[1])
+        try:
+            self._peer = (pid, os.pidfd_open(pid))
+        except ProcessLookupError:
+            self._peer = (pid, -1)  # gone: the channel has its last words, or EOF
 
     def close(self) -> None:
+        if self._peer[1] >= 0:
+            os.close(self._peer[1])
+            self._peer = (0, -1)
         if self._chan is not None:
             self._chan.close()
             self._chan = None
@@ -153,6 +181,18 @@ class InitProcess:
         wait_gone(self.pid)
 
 
+def _with_hook_timeouts(hooks) -> float | None:
+    """How long init may take once it runs its createContainer hooks: their
+    timeouts on top; no bound if one has none (the spec's default: then
+    killing create is how to give up, and its hooks die with it)."""
+    total = sync.PEER_TIMEOUT
+    for hook in hooks or ():
+        if not hook.get("timeout"):
+            return None
+        total += hook["timeout"]
+    return total
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, 0)
@@ -160,12 +200,16 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str, cgroupns_in_init: bool) -> int:
+def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str, cgroupns_in_init: bool,
+            note_process) -> int:
     # Non-dumpable: the container must not reach this (host) interpreter
     # through /proc/<pid>/exe or /proc/<pid>/mem. execve resets it.
     native.prctl(native.PR_SET_DUMPABLE, 0)
-    _close_fds_except({chan.fileno(), plan.fifo_fd, *plan.extra_fds}, plan.preserve_fds)
+    # the journal's lock stays held while the host does not know our pids (journal.py)
+    _close_fds_except({chan.fileno(), plan.fifo_fd, plan.lock_fd, *plan.extra_fds},
+                      plan.preserve_fds)
     chan.expect(sync.GO)
+    fault_point("middle:go")
     if plan.process.oom_score_adj is not None:
         # here, not in init: lowering it needs privileges a user namespace lacks
         try:
@@ -177,6 +221,7 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str, cgroupns_in_init
     namespaces.join_paths(plan.namespaces)
     if plan.namespaces.has_new("user"):
         native.unshare(native.CLONE_NEWUSER)
+        fault_point("middle:userns")
         rootless = os.geteuid() != 0
         if rootless:  # an unprivileged host can only write the maps of a dumpable process
             native.prctl(native.PR_SET_DUMPABLE, 1)
@@ -201,11 +246,15 @@ def _middle(plan: InitPlan, chan: sync.SyncChannel, entry: str, cgroupns_in_init
             os.close(gate_w)
             os.read(gate_r, 1)
             os.close(gate_r)
+            fault_point(f"{entry}:start")
             code = (init.run_init if entry == "init" else init.run_exec)(plan, chan)
         finally:
             os._exit(code)
     os.close(gate_r)
     try:
+        if note_process is not None:
+            note_process("init", pid)
+        fault_point("middle:forked")
         chan.send(sync.PID, pid=pid)
     finally:
         os.close(gate_w)

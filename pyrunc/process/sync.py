@@ -31,8 +31,17 @@ SECCOMP_MESSAGE = '{"type": "seccomp", "fd": %d}'
 READY_MESSAGE = '{"type": "ready"}'
 
 
+# seconds the host waits for the next message of a process it forked, which
+# runs only kernel work between messages (hooks it runs add their timeouts)
+PEER_TIMEOUT = 60.0
+
+
 class SyncClosed(Exception):
     """The other end went away without saying why."""
+
+
+class SyncTimeout(Exception):
+    """The other end said nothing in time."""
 
 
 class SyncChannel:
@@ -63,7 +72,19 @@ class SyncChannel:
             raise SyncClosed(f"expected {kind!r} with an fd, got {msg.get('type')!r}")
         return msg, fds[0]
 
-    def recv(self) -> dict:
+    def recv(self, timeout: float | None = None, peer: int = -1) -> dict:
+        """The next message; SyncTimeout if none comes within `timeout` s,
+        SyncClosed if `peer` (a pidfd of the process that should send it)
+        shows it exited with nothing sent: another process holding the other
+        end (a child it forked) must not keep us waiting."""
+        if timeout is not None or peer >= 0:
+            import select  # (loaded already on create's path: hooks use it)
+            ready = select.select([self.sock] + ([peer] if peer >= 0 else []), [], [],
+                                  timeout)[0]
+            if not ready:
+                raise SyncTimeout()
+            if self.sock not in ready:
+                raise SyncClosed()
         try:
             data = self.sock.recv(_MAX)
         except ConnectionResetError:

@@ -30,10 +30,15 @@ def open_console_socket(console_socket) -> unixsock.Socket:
     if isinstance(console_socket, unixsock.Socket):
         return console_socket
     try:
-        return unixsock.connect(console_socket)
+        sock = unixsock.connect(console_socket, timeout=unixsock.CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise OSError(110, f"cannot connect to console socket: nobody accepted within "
+                      f"{unixsock.CONNECT_TIMEOUT:g} s", console_socket) from None
     except OSError as e:
         raise OSError(e.errno, f"cannot connect to console socket: {e.strerror}",
                       console_socket) from None
+    sock.settimeout(None)  # init sends on it: a blocking socket again
+    return sock
 
 
 def open_pidfd_socket(path: str) -> unixsock.Socket:

@@ -18,7 +18,7 @@ from pyrunc.errors import ConfigError, ContainerStartError, NotSupportedError
 from pyrunc.lean import fastjson, unixsock
 
 # how long the agent may take to accept the connection and the message
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = unixsock.CONNECT_TIMEOUT
 
 
 def check_notify(calls: list, seccomp: dict, notify_at: str, where: str) -> None:

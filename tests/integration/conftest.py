@@ -390,6 +390,13 @@ class Runtime:
             force_cleanup(roots, self.ids, paths, self.rootfs_roots())
         return problems
 
+    def leftovers(self) -> list[str]:
+        """What is left at this moment (no waiting, nothing cleaned): the
+        check cleanup() makes, for tests that need it earlier."""
+        paths = [b.path for b in self.bundles] + [self.base_rootfs] + self.extra_paths
+        return find_leftovers([self.root, *self.extra_roots], self.ids, paths,
+                              self.rootfs_roots())
+
     def rootfs_roots(self) -> list[tuple[int, int]]:
         out = []
         for p in {self.base_rootfs, *(b.rootfs for b in self.bundles)}:
