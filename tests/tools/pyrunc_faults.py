@@ -65,6 +65,8 @@ def _hook(name: str) -> None:
 def _await_test(action: str, name: str) -> None:
     released = []
     signal.signal(signal.SIGUSR1, lambda *_: released.append(1))
+    # (a foreground run or exec blocks the signals it will forward until then)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     os.write(2, f"fault-{action} {os.getpid()} {name}\n".encode())
     while not released:
         time.sleep(0.005)
