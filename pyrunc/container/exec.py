@@ -213,13 +213,14 @@ def _flag_id(text: str, what: str) -> int:
 
 
 def load_process_file(path: str) -> dict:
-    import json
+    from pyrunc.errors import ConfigError
     from pyrunc.spec.keys import normalize_process
+    from pyrunc.spec.load import parse_json
     try:
-        with open(path) as f:
-            process = json.load(f)
+        with open(path, "rb") as f:
+            process = parse_json(f.read(), f"process file {path}")
         return normalize_process(process, "") if isinstance(process, dict) else process
     except OSError as e:
         raise ExecError(f"open {path}: {errno_text(e.errno)}") from None
-    except ValueError as e:
-        raise ExecError(f"cannot read process file {path}: {e}") from None
+    except ConfigError as e:
+        raise ExecError(str(e)) from None

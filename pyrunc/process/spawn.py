@@ -145,7 +145,10 @@ class InitProcess:
             self._watch(pid)
         try:
             return self._chan.recv(timeout, self._peer[1])
-        except (sync.SyncClosed, ConnectionError):
+        except sync.SyncClosed as e:
+            raise ContainerStartError(f"{who}: {e}" if e.args else
+                                      f"{who} exited before it was set up") from None
+        except ConnectionError:
             raise ContainerStartError(f"{who} exited before it was set up") from None
         except sync.SyncTimeout:
             raise ContainerStartError(f"{who} (pid {pid}) is hung: nothing from it in "

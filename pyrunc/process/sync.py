@@ -4,6 +4,7 @@ A SOCK_SEQPACKET socketpair keeps message boundaries, so each message is one
 JSON object in one datagram and no framing is needed.
 """
 import os
+from _socket import MSG_TRUNC
 
 from pyrunc.lean import fastjson, unixsock
 
@@ -57,7 +58,12 @@ class SyncChannel:
         return self.sock.fileno()
 
     def send(self, kind: str, **fields) -> None:
-        self.sock.send(fastjson.dumps({"type": kind, **fields}).encode())
+        data = fastjson.dumps({"type": kind, **fields}).encode()
+        if len(data) > _MAX and isinstance(fields.get("message"), str):
+            # an error that quotes a huge config value: its start says enough
+            fields["message"] = fields["message"][:4096] + "..."
+            data = fastjson.dumps({"type": kind, **fields}).encode()
+        self.sock.send(data)
 
     def send_fd(self, kind: str, fd: int, **fields) -> None:
         unixsock.send_fds(self.sock, fastjson.dumps({"type": kind, **fields}).encode(), [fd])
@@ -86,14 +92,16 @@ class SyncChannel:
             if self.sock not in ready:
                 raise SyncClosed()
         try:
-            data = self.sock.recv(_MAX)
+            data, _, flags, _ = self.sock.recvmsg(_MAX)
         except ConnectionResetError:
             # The peer closed with a message of ours unread (init failed while
             # we sent PLACED): the kernel reports that once, ahead of what the
             # peer sent before closing (its ERROR), which the next recv returns.
-            data = self.sock.recv(_MAX)
+            data, _, flags, _ = self.sock.recvmsg(_MAX)
         if not data:
             raise SyncClosed()
+        if flags & MSG_TRUNC:
+            raise SyncClosed(f"a message longer than {_MAX} bytes")
         return fastjson.loads(data.decode())
 
     def expect(self, kind: str) -> dict:

@@ -6,25 +6,64 @@ from pyrunc.errors import ConfigError
 from pyrunc.lean import fastjson
 
 
+# nesting levels a config or process document may have: Go's decoder allows
+# 10000, but no real document nears 20, and deeper ones would exhaust
+# Python's recursion in the steps after decoding
+MAX_DEPTH = 200
+
+
 def load_config(bundle: str) -> dict:
     """The bundle's config.json, its keys read as runc reads them (spec/keys.py)."""
     path = os.path.join(bundle, "config.json")
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise ConfigError(f"config.json not found in bundle {bundle}") from None
-    try:
-        config = fastjson.loads(text)
-    except ValueError:
-        # NaN and friends, or broken JSON: the json package decides and words the error
-        import json
-        try:
-            config = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"config.json is not valid JSON: {e}") from None
+    config = parse_json(data, "config.json")
     if isinstance(config, dict):
         from pyrunc.spec.keys import normalize_config
         normalize_config(config)
     return config
 
+
+def parse_json(data: bytes, what: str):
+    """A JSON document as runc's Go decoder reads it: bytes that are not
+    UTF-8 read as U+FFFD; ConfigError (naming `what`) if it is not JSON or is
+    nested deeper than MAX_DEPTH."""
+    text = data.decode("utf-8", "replace")
+    try:
+        value = fastjson.loads(text)
+    except ValueError:
+        # broken JSON (or deeply nested): the json package decides and words the error
+        import json
+        try:
+            value = json.loads(text, parse_constant=_not_a_number)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{what} is not valid JSON: {e}") from None
+        except ValueError as e:  # NaN, Infinity: Python's extension, not JSON (Go refuses them)
+            raise ConfigError(f"{what} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise _too_deep(what) from None
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # (else it cannot be that deep)
+        _check_depth(value, what)
+    return value
+
+
+def _not_a_number(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_depth(value, what: str) -> None:
+    level = [value]
+    for _ in range(MAX_DEPTH):
+        level = [v for x in level if isinstance(x, (dict, list))
+                 for v in (x.values() if isinstance(x, dict) else x)]
+        if not level:
+            return
+    if any(isinstance(x, (dict, list)) for x in level):
+        raise _too_deep(what)
+
+
+def _too_deep(what: str) -> ConfigError:
+    return ConfigError(f"{what} is nested too deeply (more than {MAX_DEPTH} levels)")

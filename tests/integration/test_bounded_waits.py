@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from faults import fault_at, faulty, nothing_left  # noqa: F401
+from faults import fault_at, faulty, nothing_left, pids_of  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -60,18 +60,24 @@ def test_peer_hangs(faulty, bundle, point):
     assert nothing_left(faulty, cid) == []
 
 
+def _create_in_a_hook(rt, bundle, token: str):
+    """A create that sits in a createRuntime hook without a timeout (a sleep
+    whose argument is `token`); returns (id, the create's Popen)."""
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", token]}]}
+    bundle.write()
+    cid = rt.new_id()
+    proc = subprocess.Popen([rt.binary, "--root", rt.root, "create", "--bundle", bundle.path,
+                             cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    assert rt.wait_until(lambda: pids_of(token) != [], 20)
+    return cid, proc
+
+
 def test_hook_without_timeout_is_cancelled_by_a_kill(faulty, bundle):
     """A hook without a timeout may run as long as it likes (the spec): the
     caller gives up by killing create, and the hook goes with it."""
     token = "61.5551"
-    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", token]}]}
-    bundle.write()
-    cid = faulty.new_id()
-    proc = subprocess.Popen([faulty.binary, "--root", faulty.root, "create", "--bundle",
-                             bundle.path, cid], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from faults import pids_of
-    assert faulty.wait_until(lambda: pids_of(token) != [], 20)
+    cid, proc = _create_in_a_hook(faulty, bundle, token)
     proc.kill()
     proc.wait()
     assert faulty.wait_until(lambda: pids_of(token) == [], 5), "the hook outlived create"
@@ -150,15 +156,8 @@ def test_delete_force_stops_a_running_create(faulty, bundle):
     """delete --force while create still runs (here: in a hook without a
     timeout) kills the create and removes what it made."""
     token = "62.5552"
-    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", token]}]}
-    bundle.write()
-    cid = faulty.new_id()
-    proc = subprocess.Popen([faulty.binary, "--root", faulty.root, "create", "--bundle",
-                             bundle.path, cid], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from faults import pids_of
+    cid, proc = _create_in_a_hook(faulty, bundle, token)
     try:
-        assert faulty.wait_until(lambda: pids_of(token) != [], 20)
         res = faulty("delete", "--force", cid)
         assert res.returncode == 0 and res.stderr == "", res.stderr
         assert proc.wait(timeout=10) == -signal.SIGKILL

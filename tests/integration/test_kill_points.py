@@ -195,3 +195,59 @@ def test_exec_killed(faulty, bundle, point, detach):
     res = faulty("delete", "--force", cid)
     assert res.returncode == 0 and res.stderr == "", res.stderr
     assert nothing_left(faulty, cid, f"60.{token}") == []
+
+
+def test_a_device_the_kernel_gave_back_gets_its_name_back(pyrunc):
+    """When the container's namespace is gone before delete --force runs, the
+    kernel has given a physical device back to the host under its container
+    name, without addresses (a veth would be gone: this one plays the part).
+    restore_recorded gives it its name, addresses and state back."""
+    from pyrunc.process import netdevices
+    a, b = _veth()
+    try:
+        link = _link(a)
+        record = {"host_name": a, "name": "eth1", "index": link["ifindex"],
+                  "mac": link["address"], "addresses": [["10.214.7.1", 24]], "was_up": True}
+        subprocess.run(["ip", "link", "set", a, "down"], check=True)
+        subprocess.run(["ip", "addr", "flush", "dev", a], check=True)
+        subprocess.run(["ip", "link", "set", a, "name", "rlbeth1"], check=True)
+        netdevices.restore_recorded([record], None)
+        link = _link(a)
+        assert link is not None and "UP" in link["flags"]
+        assert any(x.get("local") == "10.214.7.1" for x in link["addr_info"])
+        assert _link("rlbeth1") is None
+    finally:
+        for name in (a, b, "rlbeth1"):
+            subprocess.run(["ip", "link", "del", name], stderr=subprocess.DEVNULL)
+
+
+def test_concurrent_creates_of_one_id(pyrunc, bundle):
+    """Exactly one wins; the others fail with runc's words, leave nothing and
+    do not touch the winner, which then works as usual."""
+    import time
+    bundle.args("sleep", "1000")
+    bundle.write()
+    cid = pyrunc.new_id()
+    procs = [subprocess.Popen([pyrunc.binary, "--root", pyrunc.root, "create", "--bundle",
+                               bundle.path, cid], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(6)]
+    results = []
+    for p in procs:
+        # (a loser's stderr is a pipe: only the winner's init keeps it open)
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        results.append(p.returncode)
+    assert sorted(results) == [0, 1, 1, 1, 1, 1], results
+    for p, code in zip(procs, results):
+        if code != 0:
+            assert p.stderr.read().decode().strip() == \
+                "pyrunc create failed: container with given ID already exists"
+        p.stderr.close()
+    state = pyrunc.state(cid)
+    assert state["status"] == "created" and pyrunc.pid_alive(state["pid"])
+    pyrunc.ok("start", cid)
+    assert pyrunc.state(cid)["status"] == "running"
+    pyrunc.ok("delete", "--force", cid)
+    assert nothing_left(pyrunc, cid) == []
