@@ -23,10 +23,10 @@ CREATE_POINTS = [
     "create:journal", "create:cgroup", "create:resources", "spawn:forked", "middle:go",
     "middle:forked", "init:start", "spawn:pid", "create:init", "spawn:placed", "init:rootfs",
     "init:placed", "hooks.createRuntime[0]", "hooks.createContainer[0]", "init:pivoted",
-    "init:ready", "create:ready", "create:saved", "init:waiting",
+    "init:ready", "create:ready", "create:saved",
 ]
-# init:waiting comes after init's READY, as create may already be done: no kill point
-KILL_POINTS = [p for p in CREATE_POINTS if p != "init:waiting"]
+# (the init then becomes the waiting init, a C program: waiter.py)
+KILL_POINTS = CREATE_POINTS
 
 
 def hooks_true(bundle) -> None:

@@ -18,7 +18,7 @@ def make_launcher(pyrunc: str, directory) -> str:
     """An executable `pyrunc-faults` in `directory` that runs pyrunc_faults.py
     with the interpreter the `pyrunc` script names (the same installed package)."""
     with open(pyrunc) as f:
-        python = f.readline()[2:].strip()
+        python = f.readline()[2:].split()[0]  # (its flags, -IS, would hide the venv)
     launcher = Path(directory) / "pyrunc-faults"
     launcher.write_text(f"#!{python}\nimport sys\nsys.path.insert(0, {str(TOOLS)!r})\n"
                         "import pyrunc_faults\npyrunc_faults.main()\n")
