@@ -20,9 +20,9 @@ pytestmark = pytest.mark.integration
 
 # the points a plain create passes, in order (test_points_are_current keeps this true)
 CREATE_POINTS = [
-    "create:journal", "create:cgroup", "create:resources", "spawn:forked", "middle:go",
-    "middle:forked", "init:start", "spawn:pid", "create:init", "spawn:placed", "init:rootfs",
-    "init:placed", "hooks.createRuntime[0]", "hooks.createContainer[0]", "init:pivoted",
+    "create:journal", "spawn:forked", "middle:go", "middle:forked", "spawn:pid", "init:start",
+    "create:init", "create:cgroup", "create:resources", "spawn:placed", "init:placed",
+    "init:rootfs", "hooks.createRuntime[0]", "hooks.createContainer[0]", "init:pivoted",
     "init:ready", "create:ready", "create:saved",
 ]
 # (the init then becomes the waiting init, a C program: waiter.py)

@@ -14,9 +14,10 @@ import sdlib
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import faultlib  # noqa: E402
 
-# before the unit (create:cgroup), with the unit started and init placed
-# (create:init is just before the start, spawn:placed just after), init in it
-POINTS = ["create:cgroup", "create:init", "spawn:placed", "init:ready", "create:ready"]
+# the unit journalled but not started (create:cgroup, create:resources: it starts
+# with the init's placement), started with the init in it (spawn:placed on)
+POINTS = ["create:init", "create:cgroup", "create:resources", "spawn:placed", "init:ready",
+          "create:ready"]
 
 
 @pytest.mark.parametrize("point", POINTS)
