@@ -309,7 +309,10 @@ def _signal_process(pid: int, start_time: int, sig: int) -> None:
     try:
         if process_start_time(pid) != start_time:
             raise ContainerNotRunning()
-        pidfd_send_signal(pidfd, sig)
+        try:
+            pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:  # exited since the start time was read
+            raise ContainerNotRunning() from None
     finally:
         os.close(pidfd)
 
