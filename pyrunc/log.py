@@ -75,6 +75,10 @@ def _write(line: str) -> None:
         sys.stderr.write(line)
 
 
+_ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f)} | {
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
 def emit(level: str, msg: str) -> None:
     plain = level in ("error", "fatal")
     if _target["path"] or not plain:
@@ -82,8 +86,8 @@ def emit(level: str, msg: str) -> None:
             _write(_record(level, msg))
         except OSError:
             pass
-    if plain:
-        sys.stderr.write(msg + "\n")
+    if plain:  # one line, whatever a config value quoted in it holds (Go's %q escapes)
+        sys.stderr.write(msg.translate(_ONE_LINE) + "\n")
 
 
 def error(msg: str) -> None:

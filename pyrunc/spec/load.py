@@ -47,6 +47,24 @@ def parse_json(data: bytes, what: str):
             raise _too_deep(what) from None
     if text.count("[") + text.count("{") > MAX_DEPTH:  # (else it cannot be that deep)
         _check_depth(value, what)
+    if "\\ud" in text or "\\uD" in text:  # (else no escape made a surrogate)
+        value = _without_lone_surrogates(value)
+    return value
+
+
+def _without_lone_surrogates(value):
+    """An escaped UTF-16 surrogate without its pair ("\\ud800") reads as U+FFFD,
+    as Go's decoder reads it (Python keeps it, and no path or message can
+    then be encoded)."""
+    if isinstance(value, str):
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+        return value
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v)
+                for k, v in value.items()}
     return value
 
 
