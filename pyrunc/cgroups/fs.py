@@ -113,12 +113,9 @@ class FsManager(CgroupManager):
                               f"are {', '.join(sorted(self.paths))})")
         return {ctrl: sub_cgroup(d, sub.get(ctrl, "")) for ctrl, d in self.paths.items()}
 
-    def apply_devices(self, rules) -> None:
-        """Enforce device rules (OCI dicts, or Rules from devices.parse_rules)
-        exactly in runc's emulator semantics; the caller includes the defaults."""
-        if rules and isinstance(rules[0], dict):
-            rules = _devices.parse_rules(rules)
-        apply_device_rules(self.paths["devices"], list(rules or []))
+    def _apply_devices(self, rules: list) -> None:
+        """Exactly in runc's emulator semantics."""
+        apply_device_rules(self.paths["devices"], rules)
 
     def _write(self, spec: dict, target: Target, ctx: dict, where: str) -> None:
         apply(spec, target, ctx, where)

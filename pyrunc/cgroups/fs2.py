@@ -8,7 +8,6 @@ import os
 
 from pyrunc.lean.procfs import read_small
 
-from . import devices as _devices
 from .common import CGROUP_ROOT, CgroupError, Target, errno_of, read_file, write_file, write_pid
 from .manager import CgroupManager
 from .paths import v2_path
@@ -72,13 +71,10 @@ class Fs2Manager(CgroupManager):
         from .paths import process_cgroup_v2
         return process_cgroup_v2(init_pid) if init_pid else None
 
-    def apply_devices(self, rules) -> None:
-        """Enforce device rules (OCI dicts, or Rules from devices.parse_rules) with
-        an attached eBPF program (replacing ours); the caller includes the defaults."""
-        if rules and isinstance(rules[0], dict):
-            rules = _devices.parse_rules(rules)
+    def _apply_devices(self, rules: list) -> None:
+        """With an attached eBPF program (replacing ours)."""
         from .bpf import attach_device_filter
-        attach_device_filter(self.paths[""], list(rules or []))
+        attach_device_filter(self.paths[""], rules)
 
     def _write(self, spec: dict, target: Target, ctx: dict, where: str) -> None:
         apply(spec, target, ctx, where)

@@ -82,7 +82,7 @@ def load_manager(d: dict) -> "CgroupManager":
 class CgroupManager:
     """The cgroup(s) of one container. See pyrunc.cgroups for the contract.
     A backend sets `driver` and `version` and implements create, add_process,
-    apply_devices, _write, _freezer and to_dict/from_dict."""
+    _apply_devices, _write, _freezer and to_dict/from_dict."""
 
     driver = ""
     version = ""
@@ -194,6 +194,16 @@ class CgroupManager:
             self._write(pending, Target(self.paths), pending, "linux.resources")
 
     def _write(self, spec: dict, target: Target, ctx: dict, where: str) -> None:
+        raise NotImplementedError
+
+    def apply_devices(self, rules) -> None:
+        """Enforce device rules (OCI dicts, or Rules from devices.parse_rules);
+        the caller includes the defaults."""
+        if rules and isinstance(rules[0], dict):
+            rules = _devices.parse_rules(rules)
+        self._apply_devices(list(rules or []))
+
+    def _apply_devices(self, rules: list) -> None:
         raise NotImplementedError
 
     # --- exec'd processes -------------------------------------------------------------

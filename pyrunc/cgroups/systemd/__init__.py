@@ -19,7 +19,6 @@ import os
 
 from pyrunc.errors import ConfigError
 
-from .. import devices as _devices
 from ..common import CGROUP_ROOT, CgroupError, Target, read_file, write_pid
 from ..manager import RMDIR_BUDGET, CgroupManager, remove_tree
 from ..paths import V1_SUBSYSTEMS, parse_mountinfo
@@ -170,14 +169,12 @@ class SystemdManager(CgroupManager):
                     continue
                 raise
 
-    def apply_devices(self, rules) -> None:
+    def _apply_devices(self, rules: list) -> None:
         """Before the unit exists: remembered for its start. After (update):
         DevicePolicy/DeviceAllow on the unit (v1: with the container frozen,
         since systemd rewrites v1 device rules disruptively, as runc knows),
         then the files."""
-        if rules and isinstance(rules[0], dict):
-            rules = _devices.parse_rules(rules)
-        self.device_rules = list(rules or [])
+        self.device_rules = rules
         if not self.started:
             return
         props = props_mod.device_properties(self.device_rules, self._systemd().version())
