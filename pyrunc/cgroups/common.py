@@ -154,3 +154,9 @@ class Target:
 def errno_of(e: CgroupError) -> int | None:
     """The errno behind a CgroupError, if an OSError caused it."""
     return getattr(e.__cause__, "errno", None)
+
+
+def cgroup_gone(e: CgroupError) -> bool:
+    """The cgroup was removed (ENOENT), or is being removed under an open file
+    (kernfs: ENODEV), e.g. by systemd once the container's scope emptied."""
+    return errno_of(e) in (errno.ENOENT, errno.ENODEV)

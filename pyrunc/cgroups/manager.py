@@ -20,8 +20,8 @@ from pyrunc.errors import ConfigError
 
 from . import devices as _devices
 from . import freezer
-from .common import (CgroupError, Target, detect, read_all_pids, read_pids, write_file,
-                     write_pid)
+from .common import (CgroupError, Target, cgroup_gone, detect, errno_of, read_all_pids,
+                     read_pids, write_file, write_pid)
 from .freezer import FREEZE_WAIT
 
 RMDIR_BUDGET = 1.0        # seconds destroy() keeps retrying EBUSY
@@ -320,7 +320,7 @@ class CgroupManager:
         try:
             self._set_frozen(False)
         except CgroupError as e:
-            if not (isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.ENOENT):
+            if not cgroup_gone(e):
                 raise
 
     def _set_frozen(self, frozen: bool) -> bool:
@@ -361,8 +361,9 @@ class CgroupManager:
                     self.thaw()
                 return
             except CgroupError as e:
-                if not (isinstance(e.__cause__, OSError)
-                        and e.__cause__.errno in (errno.ENOENT, errno.EINVAL)):
+                if cgroup_gone(e):
+                    return
+                if errno_of(e) != errno.EINVAL:  # (EINVAL: a kernel without cgroup.kill)
                     raise
         froze = False
         if not was_frozen:
