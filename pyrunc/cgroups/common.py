@@ -69,9 +69,9 @@ def read_pids(directory: str) -> list[int]:
     try:
         with open(os.path.join(directory, "cgroup.procs")) as f:
             return [int(line) for line in f.read().split()]
-    except FileNotFoundError:
-        return []
     except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENODEV):  # (ENODEV: being removed, see cgroup_gone)
+            return []
         raise CgroupError(f"cannot read {directory}/cgroup.procs: {e.strerror}") from e
 
 

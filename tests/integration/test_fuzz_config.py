@@ -164,7 +164,11 @@ def fuzz_bundle(pyrunc):
     bundle.private_rootfs()
     bundle.args("true")
     bundle.config["root"]["path"] = bundle.rootfs
-    return bundle
+    yield bundle
+    # mount destinations of hundreds of components made as deep a tree in the
+    # rootfs: too deep for pytest's own (recursive) removal of old tmp dirs in
+    # a later session, so it goes now, with rm's iterative walk
+    subprocess.run(["rm", "-rf", "--one-file-system", bundle.rootfs], check=False)
 
 
 def test_fuzzed_configs(pyrunc, fuzz_bundle):

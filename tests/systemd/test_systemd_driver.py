@@ -212,6 +212,18 @@ def test_nested_slice(sd):
         sdlib.systemctl("stop", parent, f"{sd.prefix}x.slice")
 
 
+def test_a_name_ending_in_slice_asks_for_a_slice_unit_as_runc(sd):
+    # runc (1.5.1, tried side by side in this guest) starts a slice unit with
+    # Wants=<parent> and the init's PIDs, which systemd refuses for a slice:
+    # create fails in one line, and no unit is left
+    cid = sd.new_id()
+    unit = f"{sd.prefix}-{cid}.slice"
+    line = sd.fails(sd.bundle(cgroups_path=f"system.slice:ignored:{unit}"), cid,
+                    "StartTransientUnit")
+    assert "PIDs" in line
+    assert sdlib.units(f"{sd.prefix}-*") == []
+
+
 @pytest.mark.parametrize("path, where", [
     ("bad/slice.slice:p:x", "linux.cgroupsPath"),
     ("a--b.slice:p:x", "linux.cgroupsPath"),
