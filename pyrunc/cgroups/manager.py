@@ -361,9 +361,10 @@ class CgroupManager:
                     self.thaw()
                 return
             except CgroupError as e:
-                if cgroup_gone(e):
-                    return
-                if errno_of(e) != errno.EINVAL:  # (EINVAL: a kernel without cgroup.kill)
+                # EINVAL: a kernel without cgroup.kill; gone: the v2 directory is
+                # (being) removed, though a hybrid host's v1 ones may still hold
+                # processes: signal what is left one by one
+                if not (cgroup_gone(e) or errno_of(e) == errno.EINVAL):
                     raise
         froze = False
         if not was_frozen:
