@@ -25,6 +25,7 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS / "clients"), str(TESTS / "systemd")]  # clientlib, cri, sdlib
 
 import sdlib  # noqa: E402
+from sdlib import systemd_up  # noqa: E402,F401 (the fixture)
 from enginelib import apparmor_up  # noqa: E402
 from clientlib import (Containerd, Dockerd, Podman, host_snapshot, make_images,  # noqa: E402
                        missing_binary, private_dir, remove_created_host_state)
@@ -42,13 +43,6 @@ def pytest_report_header(config):
 def pytest_configure(config):
     config.addinivalue_line("markers", "engines: an engine in its systemd configuration "
                             "drives pyrunc (systemd guest)")
-
-
-@pytest.fixture(scope="session")
-def systemd_up():
-    why = sdlib.unavailable()
-    if why:
-        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")

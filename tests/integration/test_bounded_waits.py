@@ -7,7 +7,6 @@ non-zero exit within its bound, and a failed create leaves nothing behind.
 tests/tools/pyrunc_faults.py; the defaults are in docs/reliability.md.)"""
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -85,34 +84,17 @@ def test_hook_without_timeout_is_cancelled_by_a_kill(faulty, bundle):
     assert nothing_left(faulty, cid) == []
 
 
-def test_console_socket_nobody_accepts(faulty, bundle, tmp_path):
-    path = str(tmp_path / "console.sock")
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen(0)
-    fillers = []
-    try:
-        while True:  # fill the backlog, never accept
-            c = socket.socket(socket.AF_UNIX)
-            c.setblocking(False)
-            fillers.append(c)
-            try:
-                c.connect(path)
-            except BlockingIOError:
-                break
-        bundle.process["terminal"] = True
-        bundle.write()
-        cid = faulty.new_id()
-        started = time.monotonic()
-        env = dict(os.environ, PYRUNC_FAULT_TIMEOUTS="connect=1")
-        res = faulty("create", "--bundle", bundle.path, "--console-socket", path, cid, env=env)
-        assert time.monotonic() - started < 10
-        line = faulty.one_line_error(res, "console socket", "nobody accepted within 1 s")
-        assert line
-    finally:
-        for c in fillers:
-            c.close()
-        server.close()
+def test_console_socket_nobody_accepts(faulty, bundle, full_backlog_socket):
+    bundle.process["terminal"] = True
+    bundle.write()
+    cid = faulty.new_id()
+    started = time.monotonic()
+    env = dict(os.environ, PYRUNC_FAULT_TIMEOUTS="connect=1")
+    res = faulty("create", "--bundle", bundle.path, "--console-socket", full_backlog_socket,
+                 cid, env=env)
+    assert time.monotonic() - started < 10
+    line = faulty.one_line_error(res, "console socket", "nobody accepted within 1 s")
+    assert line
     assert nothing_left(faulty, cid) == []
 
 

@@ -27,19 +27,13 @@ from pathlib import Path
 import pytest
 
 import sdlib
+from sdlib import systemd_up  # noqa: F401 (the fixture)
 from guestlib import make_rootfs, pyrunc_path, run_cli, spec_template, wait_until
 
 
 def pytest_report_header(config):
     return [f"systemd guest suite: layout {sdlib.layout()}, PID 1 "
             f"{'systemd' if sdlib.pid1_is_systemd() else 'not systemd'}"]
-
-
-@pytest.fixture(scope="session")
-def systemd_up():
-    why = sdlib.unavailable()
-    if why:
-        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")

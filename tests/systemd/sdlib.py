@@ -20,6 +20,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 CGROUP_ROOT = "/sys/fs/cgroup"
 SYSTEMCTL_TIMEOUT = 30.0
 
@@ -106,3 +108,11 @@ def layout() -> str:
     if os.path.isdir(os.path.join(CGROUP_ROOT, "unified")):
         return "cgroup v1 (hybrid)"
     return "cgroup v1 (legacy)"
+
+
+@pytest.fixture(scope="session")
+def systemd_up():
+    """Every test that uses it skips, with the reason, without root + systemd."""
+    why = unavailable()
+    if why:
+        pytest.skip(why)

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from pyrunc import native
-from pyrunc.errors import ConfigError, NotSupportedError
+from pyrunc.errors import ConfigError
 from pyrunc.security import seccomp as sc
 from pyrunc.security.seccomp import compile_seccomp
 
@@ -243,31 +243,17 @@ def test_program_is_libseccomps_after_the_stub():
     assert p.program.endswith(p.filter.export_bpf())
 
 
-def test_agent_that_never_accepts_does_not_hang(tmp_path, monkeypatch):
+def test_agent_that_never_accepts_does_not_hang(full_backlog_socket, monkeypatch):
     """A listener whose backlog is full: connect fails at once (EAGAIN on a
     unix socket with a timeout, as Go's net.Dial in runc), never blocks."""
-    import socket
     import time
     from pyrunc.errors import ContainerStartError
     from pyrunc.security import seccomp_notify
-    path = str(tmp_path / "agent.sock")
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen(0)
-    fillers = []
+    monkeypatch.setattr(seccomp_notify, "CONNECT_TIMEOUT", 0.3)
+    plan = compile_seccomp(cfg([{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+                               listenerPath=full_backlog_socket))
+    r, w = os.pipe()
     try:
-        while True:  # fill the backlog without anyone accepting
-            c = socket.socket(socket.AF_UNIX)
-            c.setblocking(False)
-            fillers.append(c)
-            try:
-                c.connect(path)
-            except BlockingIOError:
-                break
-        monkeypatch.setattr(seccomp_notify, "CONNECT_TIMEOUT", 0.3)
-        plan = compile_seccomp(cfg([{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
-                                   listenerPath=path))
-        r, w = os.pipe()
         started = time.monotonic()
         with pytest.raises(ContainerStartError) as ei:
             seccomp_notify.send_listener(plan, r, 1, {"id": "x"})
@@ -275,12 +261,9 @@ def test_agent_that_never_accepts_does_not_hang(tmp_path, monkeypatch):
         # a full backlog is retried until the timeout, then one line says so
         assert "did not accept the connection within 0.3s" in ei.value.message
         assert ei.value.where == "linux.seccomp.listenerPath"
+    finally:
         os.close(r)
         os.close(w)
-    finally:
-        for c in fillers:
-            c.close()
-        server.close()
 
 
 def test_process_state_document():
